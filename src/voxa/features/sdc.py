@@ -1,0 +1,36 @@
+"""Shifted delta cepstra (Torres-Carrasquillo et al. 2002) for language identification."""
+
+from __future__ import annotations
+
+import torch
+
+
+def sdc(cepstra: torch.Tensor, n: int = 7, d: int = 1, p: int = 3, k: int = 7,
+        include_static: bool = False) -> torch.Tensor:
+    """N-d-P-k shifted delta cepstra (default 7-1-3-7, 49 dims; 56 with the statics).
+
+    Block ``i`` (0..k-1) at frame t is ``c[t + iP + d] - c[t + iP - d]`` over the first ``n``
+    cepstra; frames past the edges repeat the first or last frame.
+
+    Args:
+        cepstra: ``[..., frames, >= n]``.
+        n, d, p, k: the N-d-P-k parameters.
+        include_static: prepend the ``n`` static cepstra.
+
+    Returns:
+        ``[..., frames, n * k]`` (or ``n * (k + 1)`` with statics).
+
+    Example:
+        >>> sdc(torch.randn(100, 13)).shape
+        torch.Size([100, 49])
+    """
+    if cepstra.shape[-1] < n:
+        raise ValueError(f"need at least {n} cepstra, got {cepstra.shape[-1]}")
+    c = cepstra[..., :n]
+    t = c.shape[-2]
+    base = torch.arange(t, device=c.device)[:, None] + p * torch.arange(k, device=c.device)[None, :]
+    plus = (base + d).clamp(0, t - 1)
+    minus = (base - d).clamp(0, t - 1)
+    out = c[..., plus, :] - c[..., minus, :]  # [..., T, k, n]
+    out = out.reshape(*c.shape[:-2], t, k * n)
+    return torch.cat([c, out], dim=-1) if include_static else out
