@@ -52,6 +52,32 @@ def info(path: str | os.PathLike) -> AudioInfo:
                      float(i.frames) / float(i.samplerate), i.format, i.subtype)
 
 
+def _wav_truncation(path: Path) -> str | None:
+    """libsndfile quietly shortens a WAV whose data chunk is cut off; compare the header with the size."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
+                return None
+            size = path.stat().st_size
+            pos = 12
+            while pos + 8 <= size:
+                f.seek(pos)
+                ck = f.read(8)
+                cid, clen = ck[:4], int.from_bytes(ck[4:8], "little")
+                if cid == b"data":
+                    if clen in (0, 0xFFFFFFFF) or head[:4] == b"RF64":
+                        return None  # streamed or 64-bit sizes: nothing reliable to compare
+                    if pos + 8 + clen > size:
+                        return (f"truncated: header promises {clen} bytes of samples, "
+                                f"file holds {size - pos - 8}")
+                    return None
+                pos += 8 + clen + (clen & 1)
+    except OSError:
+        return None
+    return None
+
+
 def _short(e: Exception) -> str:
     msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     return msg.replace(str(Path.cwd()) + os.sep, "")[:160]
@@ -114,6 +140,9 @@ def load(path: str | os.PathLike, sample_rate: int | None = None, mono: bool = F
     """
     path = Path(path)
     _check_exists(path)
+    problem = _wav_truncation(path)
+    if problem:
+        raise AudioError(path, problem)
     data, rate, want = _read(path, 0, -1)
     if expect_rate is not None and rate != expect_rate:
         raise AudioError(path, f"sample rate is {rate} Hz, expected {expect_rate} Hz")

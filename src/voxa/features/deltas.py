@@ -46,9 +46,9 @@ def add_deltas(feats: torch.Tensor, order: int = 2, window: int = 2) -> torch.Te
     kernels, half = _delta_kernels(order, window)
     shape = feats.shape
     t, d = shape[-2], shape[-1]
-    x = feats.reshape(-1, t, d).transpose(1, 2).reshape(-1, 1, t)  # [B*D, 1, T]
-    if t == 0:
+    if feats.numel() == 0:
         return feats.new_zeros(*shape[:-1], d * (order + 1))
+    x = feats.reshape(-1, t, d).transpose(1, 2).reshape(-1, 1, t)  # [B*D, 1, T]
     x = F.pad(x, (half, half), mode="replicate") if half < t else _pad_clamp(x, half)
     y = F.conv1d(x, kernels.to(x.device, x.dtype).unsqueeze(1))  # [B*D, order+1, T]
     y = y.reshape(-1, d, order + 1, t).permute(0, 3, 2, 1).reshape(*shape[:-1], d * (order + 1))

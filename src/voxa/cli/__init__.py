@@ -1,0 +1,1 @@
+"""``voxa <group> <verb>``: a thin layer over the library."""

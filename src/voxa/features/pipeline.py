@@ -1,0 +1,190 @@
+"""From a manifest to stored features: one config, one extraction function, resumable sharded writes."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from voxa.data.loading import load_record
+from voxa.data.manifest import Record
+from voxa.errors import ConfigError
+from voxa.features.cmvn import cmvn
+from voxa.features.deltas import add_deltas
+from voxa.features.lpc import lpcc
+from voxa.features.mfcc import fbank, mfcc
+from voxa.features.plp import plp
+from voxa.features.sdc import sdc
+from voxa.features.store import merge_indexes, write_kaldi_shard, write_voxa_shard
+from voxa.features.vad import energy_vad
+from voxa.utils.atomic import write_text_atomic
+
+FEATURE_TYPES = ("mfcc", "fbank", "plp", "lpcc", "sdc")
+
+
+@dataclass
+class FeatureConfig:
+    """What features a pipeline computes.
+
+    Attributes:
+        type: ``mfcc``, ``fbank``, ``plp``, ``lpcc`` or ``sdc`` (SDC over MFCCs, statics included).
+        deltas: orders of deltas appended (not used with ``sdc``).
+        cmvn: ``None``, ``"utt"`` (per utterance) or ``"sliding"`` (300-frame centred window).
+        norm_vars: CMVN also normalises variances.
+        vad: keep only the frames energy VAD marks as speech (all of them if it finds none).
+        kaldi_compat: Kaldi's defaults, samples on the 16-bit scale.
+        sample_rate: resample to this rate first (``None``: the file's own rate).
+        options: extra keyword arguments for the feature function (``num_ceps``, ``window``, ...).
+        sdc: the N-d-P-k parameters for ``type="sdc"``.
+    """
+
+    type: str = "mfcc"
+    deltas: int = 2
+    cmvn: str | None = "utt"
+    norm_vars: bool = False
+    vad: bool = True
+    kaldi_compat: bool = False
+    sample_rate: int | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    sdc: tuple[int, int, int, int] = (7, 1, 3, 7)
+
+    def __post_init__(self) -> None:
+        if self.type not in FEATURE_TYPES:
+            raise ConfigError(f"unknown feature type {self.type!r}; choose one of {', '.join(FEATURE_TYPES)}")
+        if self.cmvn not in (None, "utt", "sliding"):
+            raise ConfigError(f"cmvn must be null, 'utt' or 'sliding', got {self.cmvn!r}")
+        if not 0 <= int(self.deltas) <= 3:
+            raise ConfigError(f"deltas must be 0..3, got {self.deltas}")
+        self.sdc = tuple(self.sdc)  # type: ignore[assignment]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> FeatureConfig:
+        d = dict(d or {})
+        known = set(cls.__dataclass_fields__)
+        unknown = set(d) - known
+        if unknown:
+            raise ConfigError(f"unknown feature setting(s): {', '.join(sorted(unknown))}")
+        return cls(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["sdc"] = list(self.sdc)
+        return d
+
+
+_FUNCS = {"mfcc": mfcc, "fbank": fbank, "plp": plp, "lpcc": lpcc}
+
+
+def extract(waveform: torch.Tensor, sample_rate: int, cfg: FeatureConfig) -> torch.Tensor:
+    """Features of one waveform in [-1, 1] as ``[frames, dims]`` under ``cfg``.
+
+    Order: base features, deltas or SDC (on contiguous frames), VAD selection, CMVN over what is kept.
+
+    Example:
+        >>> extract(torch.randn(16000) * 0.1, 16000, FeatureConfig()).shape[1]
+        39
+    """
+    x = waveform.reshape(-1) if waveform.dim() > 1 and waveform.shape[0] == 1 else waveform
+    if x.dim() != 1:
+        raise ValueError(f"extract wants one mono waveform, got shape {tuple(waveform.shape)}")
+    if cfg.kaldi_compat:
+        x = x * 32768.0
+    opts = dict(cfg.options)
+    if cfg.type == "sdc":
+        n = cfg.sdc[0]
+        opts.setdefault("num_ceps", max(n, 7))
+        base = mfcc(x, sample_rate, kaldi_compat=cfg.kaldi_compat, **opts)
+        n_, d, p, k = cfg.sdc
+        feats = sdc(base, n_, d, p, k, include_static=True)
+    else:
+        func = _FUNCS[cfg.type]
+        if cfg.type == "lpcc":
+            feats = func(x, sample_rate, **opts)
+        else:
+            feats = func(x, sample_rate, kaldi_compat=cfg.kaldi_compat, **opts)
+        if cfg.deltas:
+            feats = add_deltas(feats, cfg.deltas)
+    if cfg.vad and feats.shape[0] > 0:
+        keep = energy_vad(x, sample_rate, kaldi_compat=cfg.kaldi_compat,
+                          **{k: v for k, v in opts.items() if k in _FRAME_KEYS})
+        keep = keep[: feats.shape[0]]
+        if keep.any():
+            feats = feats[keep]
+    if cfg.cmvn == "utt":
+        feats = cmvn(feats, norm_vars=cfg.norm_vars)
+    elif cfg.cmvn == "sliding":
+        feats = cmvn(feats, norm_vars=cfg.norm_vars, window=300)
+    return feats
+
+
+_FRAME_KEYS = {"frame_length_ms", "frame_shift_ms", "window", "preemphasis", "remove_dc", "snip_edges"}
+
+
+def extract_record(record: Record, cfg: FeatureConfig) -> torch.Tensor:
+    """Load a record's audio and extract its features."""
+    wav, sr = load_record(record, cfg.sample_rate)
+    return extract(wav[0], sr, cfg)
+
+
+def _chunks(seq: Sequence[Record], n: int) -> Iterator[tuple[int, Sequence[Record]]]:
+    for i in range(0, len(seq), n):
+        yield i // n, seq[i:i + n]
+
+
+def compute_features(records: Sequence[Record], cfg: FeatureConfig, outdir: str | os.PathLike,
+                     fmt: str = "kaldi", shard_size: int = 200, progress: bool = True) -> Path:
+    """Compute and store features for every record, resumably.
+
+    Writes ``outdir/feats.scp`` (Kaldi ark/scp) or ``outdir/index.jsonl`` (voxa's safetensors store),
+    ``utt2num_frames`` and ``config.json``. Shards already complete from an earlier, interrupted run
+    with the same config are kept.
+
+    Returns:
+        the index path (``feats.scp`` or ``index.jsonl``).
+    """
+    if fmt not in ("kaldi", "voxa"):
+        raise ConfigError(f"unknown feature store format {fmt!r}; use 'kaldi' or 'voxa'")
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    conf_path = out / "config.json"
+    conf = {"features": cfg.to_dict(), "format": fmt, "shard_size": shard_size,
+            "utterances": len(records)}
+    if conf_path.exists():
+        old = json.loads(conf_path.read_text())
+        if old != conf:
+            raise ConfigError(f"{out}: holds features made with other settings; use a new directory")
+    else:
+        write_text_atomic(conf_path, json.dumps(conf, indent=2))
+    parts: list[Path] = []
+    lens: list[Path] = []
+    bar = tqdm(total=len(records), desc="features", unit="utt", disable=not progress)
+    for i, chunk in _chunks(records, shard_size):
+        stem = f"feats.{i:05d}"
+        index = out / (f"{stem}.scp" if fmt == "kaldi" else f"{stem}.index.jsonl")
+        frames = out / f"{stem}.num_frames"
+        if not index.exists():
+            items = []
+            for r in chunk:
+                items.append((r.id, extract_record(r, cfg).cpu().numpy()))
+                bar.update(1)
+            # the frame counts first: the index appearing is what marks the shard complete
+            write_text_atomic(frames, "".join(f"{k} {v.shape[0]}\n" for k, v in items))
+            if fmt == "kaldi":
+                write_kaldi_shard(items, out / f"{stem}.ark")
+            else:
+                write_voxa_shard(items, out / f"{stem}.safetensors")
+        else:
+            bar.update(len(chunk))
+        parts.append(index)
+        lens.append(frames)
+    bar.close()
+    final = out / ("feats.scp" if fmt == "kaldi" else "index.jsonl")
+    merge_indexes(parts, final)
+    merge_indexes(lens, out / "utt2num_frames")
+    return final

@@ -1,0 +1,1 @@
+"""End-to-end pipelines (library functions) that the CLI and recipes call."""

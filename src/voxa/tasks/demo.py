@@ -1,0 +1,111 @@
+"""``voxa demo``: a short tour that runs on real data when it can find some, else on data it makes."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from voxa.utils.atomic import write_text_atomic
+
+
+def find_data_root(explicit: str | None = None) -> Path | None:
+    """The real-data root: ``explicit``, else ``$VOXA_DATA``, else ``../shared/data`` beside the
+    working directory or beside this checkout; ``None`` if none exists."""
+    cands: list[Path] = []
+    if explicit:
+        cands.append(Path(explicit))
+    if os.environ.get("VOXA_DATA"):
+        cands.append(Path(os.environ["VOXA_DATA"]))
+    cands.append(Path.cwd().parent / "shared" / "data")
+    cands.append(Path(__file__).resolve().parents[3].parent / "shared" / "data")
+    for c in cands:
+        if c.is_dir():
+            return c.resolve()
+    if explicit:
+        from voxa.errors import VoxaError
+
+        raise VoxaError(f"{explicit}: data directory not found")
+    return None
+
+
+@dataclass
+class DemoContext:
+    out: Path
+    data_root: Path | None
+    quick: bool = False
+    state: dict[str, Any] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    def log(self, msg: str) -> None:
+        print(f"[demo] {msg}", flush=True)
+
+
+def _stage_corpus(ctx: DemoContext) -> None:
+    from voxa.data.corpora import prepare
+
+    fsdd = ctx.data_root / "fsdd" if ctx.data_root else None
+    if fsdd is not None and (fsdd / "recordings").is_dir():
+        source, root = f"real corpus FSDD at {fsdd}", fsdd
+    else:
+        from voxa.data.synthetic import make_digit_corpus
+
+        root = ctx.out / "synthetic_digits"
+        kind = make_digit_corpus(root, takes=4 if ctx.quick else 10)
+        source = f"a spoken-digit corpus voxa synthesised with {kind} at {root} (no real data found)"
+    ctx.log(f"using {source}")
+    records = prepare("fsdd", root, ctx.out / "data" / "fsdd")
+    ctx.state["records"] = records
+    ctx.summary["corpus"] = {"source": source, "utterances": len(records),
+                             "speakers": len({r.speaker for r in records})}
+    ctx.log(f"prepared {len(records)} utterances, {ctx.summary['corpus']['speakers']} speakers "
+            f"-> {ctx.out / 'data' / 'fsdd'}")
+
+
+def _stage_features(ctx: DemoContext) -> None:
+    from voxa.features.pipeline import FeatureConfig, compute_features
+
+    records = ctx.state["records"]
+    cfg = FeatureConfig(type="mfcc", deltas=2, cmvn="utt", vad=True)
+    t0 = time.perf_counter()
+    index = compute_features(records, cfg, ctx.out / "feats" / "mfcc39")
+    dt = time.perf_counter() - t0
+    ctx.summary["features"] = {"type": "mfcc39+cmvn+vad", "index": str(index), "seconds": round(dt, 2)}
+    ctx.log(f"MFCC-39 (CMVN, energy VAD) for {len(records)} utterances in {dt:.1f} s -> {index}")
+
+
+def _stage_plot(ctx: DemoContext) -> None:
+    from voxa.data.loading import load_record
+    from voxa.plots import plot_spectrogram_and_mfcc
+
+    rec = ctx.state["records"][0]
+    wav, sr = load_record(rec)
+    png = plot_spectrogram_and_mfcc(wav, sr, ctx.out / "spectrogram_mfcc.png",
+                                    title=f"{rec.id} ({rec.text or ''}, speaker {rec.speaker})")
+    ctx.summary["plot"] = str(png)
+    ctx.log(f"spectrogram and MFCCs of {rec.id} -> {png}")
+
+
+STAGES: list[tuple[str, Callable[[DemoContext], None]]] = [
+    ("corpus", _stage_corpus),
+    ("features", _stage_features),
+    ("plot", _stage_plot),
+]
+
+
+def run_demo(out: str | os.PathLike = "exp/demo", data: str | None = None, quick: bool = False,
+             stages: list[str] | None = None) -> dict[str, Any]:
+    """Run the demo's stages in order and write ``out/summary.json``."""
+    ctx = DemoContext(out=Path(out).resolve(), data_root=find_data_root(data), quick=quick)
+    ctx.out.mkdir(parents=True, exist_ok=True)
+    for name, fn in STAGES:
+        if stages and name not in stages and name != "corpus":
+            continue
+        fn(ctx)
+    write_text_atomic(ctx.out / "summary.json", json.dumps(ctx.summary, indent=2))
+    ctx.log(f"done; summary in {ctx.out / 'summary.json'}")
+    return ctx.summary
