@@ -27,11 +27,12 @@ def save_figure(fig: plt.Figure, path: str | os.PathLike, dpi: int = 120) -> Pat
 def plot_spectrogram_and_mfcc(waveform: torch.Tensor, sample_rate: int, path: str | os.PathLike,
                               title: str = "") -> Path:
     """Waveform, log power spectrogram and 39-dim MFCCs of one utterance, stacked, as a PNG."""
-    from voxa.features import mfcc, spectrogram
+    from voxa.features import cmvn, mfcc, spectrogram
 
     x = waveform.reshape(-1).float()
     spec = spectrogram(x, sample_rate).T.numpy()
-    ceps = mfcc(x, sample_rate, deltas=2).T.numpy()
+    # per-coefficient normalisation, else C0 (log energy) swamps the colour scale
+    ceps = cmvn(mfcc(x, sample_rate, deltas=2), norm_vars=True).T.numpy()
     hop = 0.01
     fig, axes = plt.subplots(3, 1, figsize=(9, 8), sharex=True,
                              gridspec_kw={"height_ratios": [1, 2, 2]})
@@ -45,7 +46,8 @@ def plot_spectrogram_and_mfcc(waveform: torch.Tensor, sample_rate: int, path: st
     fig.colorbar(im, ax=axes[1], label="log power")
     im = axes[2].imshow(ceps, origin="lower", aspect="auto", cmap="coolwarm",
                         extent=[0, ceps.shape[1] * hop, 0, ceps.shape[0]])
-    axes[2].set_ylabel("MFCC 13 + Δ + ΔΔ")
+    axes[2].set_ylabel("MFCC 13 + Δ + ΔΔ (CMVN)")
     axes[2].set_xlabel("time (s)")
-    fig.colorbar(im, ax=axes[2], label="value")
+    fig.colorbar(im, ax=axes[2], label="normalised value")
+    axes[0].set_xlim(0, x.numel() / sample_rate)
     return save_figure(fig, path)

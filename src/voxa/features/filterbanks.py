@@ -19,7 +19,8 @@ def hz_to_mel(f: torch.Tensor, scale: str = "htk") -> torch.Tensor:
         return 1127.0 * torch.log1p(f / 700.0)
     if scale == "slaney":
         lin = f / _SLANEY_F_SP
-        log = _SLANEY_MIN_LOG_HZ / _SLANEY_F_SP + torch.log(f.clamp(min=1e-10) / _SLANEY_MIN_LOG_HZ) / _SLANEY_LOGSTEP
+        log = (_SLANEY_MIN_LOG_HZ / _SLANEY_F_SP
+               + torch.log(f.clamp(min=1e-10) / _SLANEY_MIN_LOG_HZ) / _SLANEY_LOGSTEP)
         return torch.where(f >= _SLANEY_MIN_LOG_HZ, log, lin)
     raise ValueError(f"unknown mel scale {scale!r}; use 'htk' or 'slaney'")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import torch
 
 from voxa.features.deltas import add_deltas
@@ -62,7 +61,11 @@ def lpc_to_cepstrum(a: torch.Tensor, num_ceps: int) -> torch.Tensor:
 
 def lpc(waveform: torch.Tensor, sample_rate: int, order: int = 12, kaldi_compat: bool = False,
         **frame_kwargs: object) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-frame LPC coefficients ``[batch, frames, order]`` and prediction-error energy ``[batch, frames]``."""
+    """Per-frame LPC coefficients ``[batch, frames, order]`` and prediction-error energies.
+
+    Returns:
+        ``(a, error)``; 1-D input drops the batch dimension.
+    """
     x, squeeze = as_batch(waveform)
     opts = frame_options(kaldi_compat, **frame_kwargs)
     frames, _, _ = windowed_frames(x, sample_rate, opts)

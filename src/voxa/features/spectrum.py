@@ -114,7 +114,11 @@ def windowed_frames(waveform: torch.Tensor, sample_rate: int, opts: FrameOptions
 
 
 def power_spectrum(frames: torch.Tensor, n_fft: int, power: bool = True) -> torch.Tensor:
-    """``|FFT|^2`` (or ``|FFT|``) of ``[..., length]`` frames zero-padded to ``n_fft``: ``[..., n_fft//2+1]``."""
+    """``|FFT|^2`` (or ``|FFT|``) of ``[..., length]`` frames zero-padded to ``n_fft``.
+
+    Returns:
+        ``[..., n_fft // 2 + 1]``.
+    """
     if frames.numel() == 0:
         return frames.new_zeros(*frames.shape[:-1], n_fft // 2 + 1)
     spec = torch.fft.rfft(frames, n=n_fft)

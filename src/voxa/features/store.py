@@ -14,8 +14,8 @@ from pathlib import Path
 import kaldiio
 import numpy as np
 import torch
-from safetensors.numpy import save_file
 from safetensors import safe_open
+from safetensors.numpy import save_file
 
 from voxa.errors import VoxaError
 from voxa.utils.atomic import atomic_path, write_text_atomic

@@ -1,4 +1,6 @@
-"""Write files so that a crash never leaves a half-written one behind: write a temporary sibling, then rename."""
+"""Write files so that a crash never leaves a half-written one behind.
+
+Write a temporary sibling, then rename it into place."""
 
 from __future__ import annotations
 
