@@ -1,4 +1,5 @@
-"""voxa: speech features, statistical and neural speech systems, and distance-based target speech extraction."""
+"""voxa: speech features, statistical and neural speech systems, and distance-based target speech
+extraction."""
 
 from voxa.errors import VoxaError
 

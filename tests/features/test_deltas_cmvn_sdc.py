@@ -80,3 +80,12 @@ def test_sdc_7_1_3_7():
 def test_sdc_needs_enough_cepstra():
     with pytest.raises(ValueError, match="at least 7"):
         sdc(torch.randn(10, 5))
+
+
+def test_sdc_kaldi_mode_is_half_the_difference_inside():
+    c = torch.randn(60, 7)
+    ours = sdc(c)
+    kaldi = sdc(c, kaldi_compat=True)
+    assert torch.allclose(kaldi[5:30], ours[5:30] / 2, atol=1e-6)
+    # past the end Kaldi repeats the last frame's delta
+    assert torch.allclose(kaldi[59, 7:14], delta(c[:, :7], window=1)[59])

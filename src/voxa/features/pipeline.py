@@ -101,7 +101,7 @@ def extract(waveform: torch.Tensor, sample_rate: int, cfg: FeatureConfig) -> tor
         opts.setdefault("num_ceps", max(n, 7))
         base = mfcc(x, sample_rate, kaldi_compat=cfg.kaldi_compat, **opts)
         n_, d, p, k = cfg.sdc
-        feats = sdc(base, n_, d, p, k, include_static=True)
+        feats = sdc(base, n_, d, p, k, include_static=True, kaldi_compat=cfg.kaldi_compat)
     else:
         func = _FUNCS[cfg.type]
         if cfg.type == "lpcc":

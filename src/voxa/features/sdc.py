@@ -6,7 +6,7 @@ import torch
 
 
 def sdc(cepstra: torch.Tensor, n: int = 7, d: int = 1, p: int = 3, k: int = 7,
-        include_static: bool = False) -> torch.Tensor:
+        include_static: bool = False, kaldi_compat: bool = False) -> torch.Tensor:
     """N-d-P-k shifted delta cepstra (default 7-1-3-7, 49 dims; 56 with the statics).
 
     Block ``i`` (0..k-1) at frame t is ``c[t + iP + d] - c[t + iP - d]`` over the first ``n``
@@ -16,6 +16,9 @@ def sdc(cepstra: torch.Tensor, n: int = 7, d: int = 1, p: int = 3, k: int = 7,
         cepstra: ``[..., frames, >= n]``.
         n, d, p, k: the N-d-P-k parameters.
         include_static: prepend the ``n`` static cepstra.
+        kaldi_compat: Kaldi's ``ShiftedDeltaFeatures``: each block is the regression delta of
+            window ``d`` (for d = 1, half the plain difference) at frame ``t + iP``, clamped to the
+            last frame.
 
     Returns:
         ``[..., frames, n * k]`` (or ``n * (k + 1)`` with statics).
@@ -28,6 +31,14 @@ def sdc(cepstra: torch.Tensor, n: int = 7, d: int = 1, p: int = 3, k: int = 7,
         raise ValueError(f"need at least {n} cepstra, got {cepstra.shape[-1]}")
     c = cepstra[..., :n]
     t = c.shape[-2]
+    if kaldi_compat:
+        from voxa.features.deltas import deltas
+
+        dl = deltas(c, window=d)
+        idx = (torch.arange(t, device=c.device)[:, None]
+               + p * torch.arange(k, device=c.device)[None, :]).clamp(max=max(t - 1, 0))
+        out = dl[..., idx, :].reshape(*c.shape[:-2], t, k * n)
+        return torch.cat([c, out], dim=-1) if include_static else out
     base = torch.arange(t, device=c.device)[:, None] + p * torch.arange(k, device=c.device)[None, :]
     plus = (base + d).clamp(0, t - 1)
     minus = (base - d).clamp(0, t - 1)

@@ -1,0 +1,113 @@
+"""``voxa speaker train-ubm|enroll|identify|verify``: the GMM-UBM system over manifests or Kaldi dirs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--exp", required=True, help="experiment directory")
+    p.add_argument("--config", default=None, help="YAML with 'features' and 'gmm' sections")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one setting, e.g. gmm.n_components=64")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    g = sub.add_parser("speaker", help="GMM-UBM speaker identification and verification")
+    verbs = g.add_subparsers(dest="verb", metavar="<verb>")
+    verbs.required = True
+    t = verbs.add_parser("train-ubm", help="train a universal background model")
+    t.add_argument("data")
+    _common(t)
+    t.set_defaults(func=_train_ubm)
+    e = verbs.add_parser("enroll", help="MAP-adapt one model per speaker from a trained UBM")
+    e.add_argument("data")
+    _common(e)
+    e.set_defaults(func=_enroll)
+    i = verbs.add_parser("identify", help="closed-set identification: train on one set, test another")
+    i.add_argument("--train", required=True)
+    i.add_argument("--test", required=True)
+    _common(i)
+    i.set_defaults(func=_identify)
+    v = verbs.add_parser("verify", help="verification trials: EER, minDCF, DET")
+    v.add_argument("--background", required=True)
+    v.add_argument("--enroll", required=True)
+    v.add_argument("--test", required=True)
+    v.add_argument("--trials", default=None, help="Kaldi trials file (default: generated from --test)")
+    v.add_argument("--nontarget-ratio", type=float, default=1.0)
+    v.add_argument("--seed", type=int, default=0)
+    _common(v)
+    v.set_defaults(func=_verify)
+
+
+def _config(args: argparse.Namespace):
+    import yaml
+
+    from voxa.errors import ConfigError
+    from voxa.tasks.recipe import apply_overrides
+    from voxa.tasks.speaker import SpeakerConfig
+
+    d = {}
+    if args.config:
+        p = Path(args.config)
+        if not p.is_file():
+            raise ConfigError(f"{p}: config not found")
+        d = yaml.safe_load(p.read_text()) or {}
+    return SpeakerConfig.from_dict(apply_overrides(d, args.overrides))
+
+
+def _data(path: str):
+    from voxa.cli.common import load_data_arg
+
+    return load_data_arg(path)
+
+
+def _train_ubm(args: argparse.Namespace) -> int:
+    from voxa.tasks.speaker import load_features, train_ubm
+    from voxa.utils.atomic import write_text_atomic
+
+    cfg = _config(args)
+    exp = Path(args.exp)
+    feats = load_features(_data(args.data), cfg.features, exp / "feats")
+    ubm = train_ubm(feats, cfg.gmm)
+    ubm.save(exp / "ubm.safetensors")
+    write_text_atomic(exp / "config.json", json.dumps(cfg.to_dict(), indent=2))
+    print(f"UBM with {cfg.gmm.n_components} Gaussians -> {exp / 'ubm.safetensors'}")
+    return 0
+
+
+def _enroll(args: argparse.Namespace) -> int:
+    from voxa.errors import VoxaError
+    from voxa.gmm import GaussianMixture
+    from voxa.tasks.speaker import SpeakerConfig, _groups_by_speaker, enroll, load_features
+
+    exp = Path(args.exp)
+    if not (exp / "ubm.safetensors").is_file():
+        raise VoxaError(f"{exp}: no ubm.safetensors (run 'voxa speaker train-ubm' first)")
+    cfg = SpeakerConfig.from_dict(json.loads((exp / "config.json").read_text())) \
+        if (exp / "config.json").is_file() else _config(args)
+    ubm = GaussianMixture.load(exp / "ubm.safetensors")
+    records = _data(args.data)
+    feats = load_features(records, cfg.features, exp / "feats_enroll")
+    models = enroll(ubm, feats, _groups_by_speaker(records), cfg.gmm)
+    for name, m in models.items():
+        m.save(exp / "models" / f"{name}.safetensors")
+    print(f"enrolled {len(models)} speakers -> {exp / 'models'}")
+    return 0
+
+
+def _identify(args: argparse.Namespace) -> int:
+    from voxa.tasks.speaker import run_identification
+
+    run_identification(_data(args.train), _data(args.test), _config(args), args.exp)
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from voxa.tasks.speaker import run_verification
+
+    run_verification(_data(args.background), _data(args.enroll), _data(args.test), _config(args),
+                     args.exp, trials=args.trials, nontarget_ratio=args.nontarget_ratio, seed=args.seed)
+    return 0

@@ -1,0 +1,31 @@
+"""Evaluation metrics: closed-set classification (accuracy, confusion matrix, UAR) and detection
+(DET curve, EER, minDCF, actDCF, Cllr) with PNG plots of confusion matrices and DET curves."""
+
+from __future__ import annotations
+
+from voxa.metrics.classification import (
+    accuracy,
+    confusion_matrix,
+    per_class_recall,
+    plot_confusion_matrix,
+    uar,
+    unweighted_average_recall,
+)
+from voxa.metrics.detection import (
+    act_dcf,
+    bayes_threshold,
+    cllr,
+    det_curve,
+    detection_metrics,
+    eer,
+    eer_threshold,
+    min_cllr,
+    min_dcf,
+    plot_det,
+)
+
+__all__ = [
+    "accuracy", "act_dcf", "bayes_threshold", "cllr", "confusion_matrix", "det_curve",
+    "detection_metrics", "eer", "eer_threshold", "min_cllr", "min_dcf", "per_class_recall",
+    "plot_confusion_matrix", "plot_det", "uar", "unweighted_average_recall",
+]
