@@ -78,6 +78,14 @@ class FeatureConfig:
         return d
 
 
+    def key(self) -> str:
+        """A short name unique to these settings, for feature directories (``mfcc-1a2b3c4d``)."""
+        import hashlib
+
+        digest = hashlib.sha1(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
+        return f"{self.type}-{digest}"
+
+
 _FUNCS = {"mfcc": mfcc, "fbank": fbank, "plp": plp, "lpcc": lpcc}
 
 
@@ -153,12 +161,16 @@ def compute_features(records: Sequence[Record], cfg: FeatureConfig, outdir: str 
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
     conf_path = out / "config.json"
+    import hashlib
+
+    ids = hashlib.sha1("\n".join(r.id for r in records).encode()).hexdigest()
     conf = {"features": cfg.to_dict(), "format": fmt, "shard_size": shard_size,
-            "utterances": len(records)}
+            "utterances": len(records), "ids_sha1": ids}
     if conf_path.exists():
         old = json.loads(conf_path.read_text())
         if old != conf:
-            raise ConfigError(f"{out}: holds features made with other settings; use a new directory")
+            raise ConfigError(f"{out}: holds features made with other settings or utterances; "
+                              f"use a new directory")
     else:
         write_text_atomic(conf_path, json.dumps(conf, indent=2))
     parts: list[Path] = []

@@ -86,8 +86,9 @@ class SpeakerConfig:
 
 def load_features(records: Sequence[Record], cfg: FeatureConfig, outdir: str | os.PathLike
                   ) -> dict[str, torch.Tensor]:
-    """Compute (or reuse) stored features for ``records`` and load them into memory by id."""
-    index = compute_features(records, cfg, outdir)
+    """Compute (or reuse) stored features for ``records`` under ``outdir/<settings key>`` and load
+    them into memory by id (so that runs with other feature settings never mix)."""
+    index = compute_features(records, cfg, Path(outdir) / cfg.key(), progress=True)
     reader = FeatureReader(index)
     feats = {k: reader[k] for k in reader.keys()}
     empty = [k for k, v in feats.items() if v.shape[0] == 0]
