@@ -70,7 +70,9 @@ def _formant_word(digit: int, speaker: int, take: int, rate: int, rng: np.random
     phase = 2 * np.pi * np.cumsum(np.full(n, f0) * (1 + 0.05 * np.sin(2 * np.pi * 3 * t))) / rate
     src = (np.sin(phase) > 0.95).astype(float) + 0.01 * rng.standard_normal(n)
     out = np.zeros(n)
-    formants = [(300 + 60 * digit, 80), (900 + 110 * ((digit * 3) % 10), 100), (2300 + 50 * speaker, 150)]
+    vtl = 0.85 + 0.07 * speaker  # vocal-tract length scales every formant: the speaker cue
+    formants = [(vtl * (300 + 60 * digit), 80), (vtl * (900 + 110 * ((digit * 3) % 10)), 100),
+                (vtl * 2300, 150)]
     half = n // 2
     for k, (f, bw) in enumerate(formants):
         for seg, shift in ((slice(0, half), 1.0), (slice(half, n), 1.0 + 0.1 * (digit % 3 - 1))):

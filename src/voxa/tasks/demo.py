@@ -90,10 +90,29 @@ def _stage_plot(ctx: DemoContext) -> None:
     ctx.log(f"spectrogram and MFCCs of {rec.id} -> {png}")
 
 
+def _stage_speaker_id(ctx: DemoContext) -> None:
+    from voxa.tasks.speaker import GmmUbmConfig, SpeakerConfig, run_identification
+
+    records = ctx.state["records"]
+    takes = sorted({r.extra["take"] for r in records})
+    cut = takes[int(0.8 * len(takes))]
+    train = [r for r in records if r.extra["take"] < cut]
+    test = [r for r in records if r.extra["take"] >= cut]
+    cfg = SpeakerConfig(gmm=GmmUbmConfig(n_components=32 if ctx.quick else 64, max_iter=10, adapt="mwv"))
+    res = run_identification(train, test, cfg, ctx.out / "speaker_id")
+    ctx.summary["speaker_identification"] = {
+        "accuracy": res["accuracy"], "uar": res["uar"], "n_test": res["n_test"],
+        "results": str(ctx.out / "speaker_id" / "results.json"),
+        "confusion": str(ctx.out / "speaker_id" / "confusion.png")}
+    ctx.log(f"GMM-UBM speaker identification: {100 * res['accuracy']:.1f} % of {res['n_test']} "
+            f"test utterances -> {ctx.out / 'speaker_id'}")
+
+
 STAGES: list[tuple[str, Callable[[DemoContext], None]]] = [
     ("corpus", _stage_corpus),
     ("features", _stage_features),
     ("plot", _stage_plot),
+    ("speaker_id", _stage_speaker_id),
 ]
 
 
