@@ -95,3 +95,15 @@ def test_fsdd_recipe_on_real_data(shared_data_dir, tmp_path):
     res = run_recipe(recipe, str(shared_data_dir), str(tmp_path),
                      ["gmm.n_components=32", "gmm.max_iter=5"])
     assert res["accuracy"] >= 0.98
+
+
+def test_cli_verify_writes_results(digits, tmp_path):
+    import voxa.data
+
+    bg, ev = tmp_path / "bg.jsonl", tmp_path / "ev.jsonl"
+    voxa.data.write_manifest(bg, [r for r in digits if r.extra["digit"] < 5])
+    voxa.data.write_manifest(ev, [r for r in digits if r.extra["digit"] >= 5])
+    assert main(["speaker", "verify", "--background", str(bg), "--enroll", str(ev), "--test", str(ev),
+                 "--exp", str(tmp_path / "v"), "--set", "gmm.n_components=8"]) == 0
+    res = json.loads((tmp_path / "v" / "results.json").read_text())
+    assert {"eer", "min_dcf", "min_dcf_0.01", "min_dcf_0.05", "cllr"} <= set(res)
