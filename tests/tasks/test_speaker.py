@@ -107,3 +107,24 @@ def test_cli_verify_writes_results(digits, tmp_path):
                  "--exp", str(tmp_path / "v"), "--set", "gmm.n_components=8"]) == 0
     res = json.loads((tmp_path / "v" / "results.json").read_text())
     assert {"eer", "min_dcf", "min_dcf_0.01", "min_dcf_0.05", "cllr"} <= set(res)
+
+
+@pytest.mark.slow
+def test_train_ubm_under_torchrun_two_processes(digits, tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    import voxa.data
+    from voxa.gmm import GaussianMixture
+
+    torchrun = shutil.which("torchrun") or str(__import__("pathlib").Path(sys.executable).parent / "torchrun")
+    m = tmp_path / "m.jsonl"
+    voxa.data.write_manifest(m, digits)
+    p = subprocess.run([torchrun, "--standalone", "--nproc_per_node=2", "-m", "voxa.cli.main", "speaker",
+                        "train-ubm", str(m), "--exp", str(tmp_path / "u"), "--set", "gmm.n_components=4",
+                        "--set", "gmm.max_iter=3"], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "2 process(es)" in p.stdout
+    assert GaussianMixture.load(tmp_path / "u" / "ubm.safetensors").means_.shape[0] == 4
+    assert (tmp_path / "u" / "feats" / "rank1").is_dir()

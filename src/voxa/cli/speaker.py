@@ -65,16 +65,26 @@ def _data(path: str):
 
 
 def _train_ubm(args: argparse.Namespace) -> int:
+    """Under ``torchrun`` every rank extracts and holds only its share of the utterances; EM sums
+    the sufficient statistics over ranks, and rank 0 writes the model."""
+    from voxa.gmm.distributed import init_from_env, rank, world_size
     from voxa.tasks.speaker import load_features, train_ubm
     from voxa.utils.atomic import write_text_atomic
 
     cfg = _config(args)
     exp = Path(args.exp)
-    feats = load_features(_data(args.data), cfg.features, exp / "feats")
+    records = _data(args.data)
+    feat_dir = exp / "feats"
+    if init_from_env():
+        records = sorted(records, key=lambda r: r.id)[rank()::world_size()]
+        feat_dir = feat_dir / f"rank{rank()}"
+    feats = load_features(records, cfg.features, feat_dir)
     ubm = train_ubm(feats, cfg.gmm)
-    ubm.save(exp / "ubm.safetensors")
-    write_text_atomic(exp / "config.json", json.dumps(cfg.to_dict(), indent=2))
-    print(f"UBM with {cfg.gmm.n_components} Gaussians -> {exp / 'ubm.safetensors'}")
+    if rank() == 0:
+        ubm.save(exp / "ubm.safetensors")
+        write_text_atomic(exp / "config.json", json.dumps(cfg.to_dict(), indent=2))
+        print(f"UBM with {cfg.gmm.n_components} Gaussians ({world_size()} process(es)) "
+              f"-> {exp / 'ubm.safetensors'}")
     return 0
 
 

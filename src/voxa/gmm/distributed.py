@@ -78,3 +78,19 @@ def broadcast_(t: torch.Tensor, src: int = 0) -> torch.Tensor:
         dist.broadcast(buf, src=src)
         t.copy_(buf)
     return t
+
+
+def init_from_env() -> bool:
+    """Join the process group ``torchrun`` describes in the environment (``WORLD_SIZE`` > 1).
+
+    NCCL when CUDA is present, else gloo. Returns whether this process is now one of several ranks.
+    """
+    import os
+
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+    return is_distributed()
