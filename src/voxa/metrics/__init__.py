@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from voxa.metrics import separation as _separation
 from voxa.metrics.classification import (
     accuracy,
     confusion_matrix,
@@ -23,9 +24,11 @@ from voxa.metrics.detection import (
     min_dcf,
     plot_det,
 )
+from voxa.metrics.separation import *  # noqa: F403  (SDR, SI-SDR, BSS SDR, SDRi, iSDR, PESQ)
 
 __all__ = [
     "accuracy", "act_dcf", "bayes_threshold", "cllr", "confusion_matrix", "det_curve",
     "detection_metrics", "eer", "eer_threshold", "min_cllr", "min_dcf", "per_class_recall",
     "plot_confusion_matrix", "plot_det", "uar", "unweighted_average_recall",
 ]
+__all__ += _separation.__all__
