@@ -22,7 +22,7 @@ from voxa.utils.atomic import write_text_atomic
 def _mean_std(values: list[float]) -> dict[str, float]:
     v = np.array([x for x in values if math.isfinite(x)], dtype=np.float64)
     if v.size == 0:
-        return {"mean": float("nan"), "std": float("nan"), "n": 0}
+        return {"mean": None, "std": None, "n": 0}
     return {"mean": float(v.mean()), "std": float(v.std()), "n": int(v.size)}
 
 
