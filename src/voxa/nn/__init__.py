@@ -1,0 +1,1 @@
+"""Neural building blocks and the trainer every voxa neural model shares."""

@@ -1,0 +1,289 @@
+"""The shared trainer: Adam, gradient clipping, plateau LR schedule, DDP under ``torchrun``, mixed
+precision on GPU, atomic and exactly resumable checkpoints, best-model selection, tqdm, CSV log, PNG curves.
+
+Exact resume: the order of items in epoch e is a permutation seeded by ``(seed, e)``, datasets draw item i
+of epoch e from ``(seed, e, i)``, and a checkpoint records the epoch, the step inside it, the optimizer,
+scheduler, scaler and RNG states; a resumed run skips the steps already taken and continues with the
+same batches it would have seen.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+from torch.utils.data import DataLoader, Dataset, Sampler
+from tqdm import tqdm
+
+from voxa.errors import VoxaError
+from voxa.utils.atomic import atomic_path, write_text_atomic
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainerConfig:
+    """Training settings (the paper's: Adam 1e-3, clip 5, batch 14, LR x0.8 after 14 stale epochs)."""
+
+    epochs: int = 500
+    batch_size: int = 14
+    lr: float = 1e-3
+    grad_clip: float = 5.0
+    lr_factor: float = 0.8
+    lr_patience: int = 14
+    steps_per_epoch: int | None = None
+    checkpoint_every: int = 200
+    num_workers: int = 0
+    amp: bool = True
+    seed: int = 0
+    max_seconds: float | None = None
+    progress: bool = True
+
+
+class EpochSampler(Sampler[int]):
+    """A permutation of ``range(n)`` seeded by ``(seed, epoch)``, starting at ``start`` (for resume)."""
+
+    def __init__(self, n: int, seed: int, rank: int = 0, world: int = 1) -> None:
+        self.n, self.seed, self.rank, self.world = n, seed, rank, world
+        self.epoch, self.start = 0, 0
+
+    def set(self, epoch: int, start: int) -> None:
+        self.epoch, self.start = epoch, start
+
+    def order(self) -> list[int]:
+        g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
+        return torch.randperm(self.n, generator=g)[self.rank::self.world].tolist()
+
+    def __iter__(self):
+        return iter(self.order()[self.start:])
+
+    def __len__(self) -> int:
+        return max(0, len(self.order()) - self.start)
+
+
+def _dist() -> tuple[int, int]:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+class Trainer:
+    """Train ``model`` with ``loss_fn(model, batch) -> scalar``; validate with ``valid_fn(model) -> float``
+    (lower is better).
+
+    Args:
+        model: the network.
+        train_set: a dataset with optional ``set_epoch(e)``.
+        collate: batch builder.
+        loss_fn: training loss of one batch.
+        valid_fn: validation loss of the whole model (run on rank 0, shared with the others).
+        exp: experiment directory: ``checkpoint.pt``, ``best.pt``, ``train_log.csv``, ``curves.png``.
+        cfg: settings.
+        on_epoch: called with ``(epoch, trainer)`` before each epoch (e.g. to change the presence ratio).
+    """
+
+    def __init__(self, model: nn.Module, train_set: Dataset, collate: Callable, loss_fn: Callable,
+                 valid_fn: Callable[[nn.Module], float], exp: str | os.PathLike, cfg: TrainerConfig,
+                 on_epoch: Callable[[int, Trainer], None] | None = None) -> None:
+        self.cfg = cfg
+        self.exp = Path(exp)
+        self.exp.mkdir(parents=True, exist_ok=True)
+        self.rank, self.world = _dist()
+        self.device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() \
+            else torch.device("cpu")
+        self.model = model.to(self.device)
+        self.net: nn.Module = self.model
+        if self.world > 1:
+            self.net = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.train_set, self.collate, self.loss_fn, self.valid_fn = train_set, collate, loss_fn, valid_fn
+        self.on_epoch = on_epoch
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+        self.sched = torch.optim.lr_scheduler.ReduceLROnPlateau(self.opt, factor=cfg.lr_factor,
+                                                                patience=cfg.lr_patience)
+        self.use_amp = cfg.amp and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.sampler = EpochSampler(len(train_set), cfg.seed, self.rank, self.world)
+        self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
+        self.best = math.inf
+        self.history: list[dict[str, float]] = []
+        self.seconds = 0.0
+
+    # ---- checkpoints -------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "opt": self.opt.state_dict(),
+                "sched": self.sched.state_dict(), "scaler": self.scaler.state_dict(),
+                "epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "global_step": self.global_step,
+                "best": self.best, "history": json.dumps(self.history), "seconds": self.seconds,
+                "rng_cpu": torch.get_rng_state(), "config": json.dumps(asdict(self.cfg))}
+
+    def save(self, name: str = "checkpoint.pt") -> Path | None:
+        if self.rank != 0:
+            return None
+        path = self.exp / name
+        buf = io.BytesIO()
+        torch.save(self.state(), buf)
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(buf.getvalue())
+        return path
+
+    def resume(self, path: str | os.PathLike | None = None) -> bool:
+        """Load ``checkpoint.pt`` (or ``path``) if present; returns whether it did."""
+        path = Path(path) if path else self.exp / "checkpoint.pt"
+        if not path.exists():
+            return False
+        try:
+            st = torch.load(path, map_location=self.device, weights_only=True)
+        except Exception as e:
+            raise VoxaError(f"{path}: unreadable checkpoint ({str(e).splitlines()[0][:120]})") from None
+        self.model.load_state_dict(st["model"])
+        self.opt.load_state_dict(st["opt"])
+        self.sched.load_state_dict(st["sched"])
+        self.scaler.load_state_dict(st["scaler"])
+        self.epoch, self.step_in_epoch = int(st["epoch"]), int(st["step_in_epoch"])
+        self.global_step, self.best = int(st["global_step"]), float(st["best"])
+        self.history = json.loads(st["history"])
+        self.seconds = float(st["seconds"])
+        torch.set_rng_state(st["rng_cpu"].cpu())
+        log.info("resumed from %s at epoch %d step %d", path, self.epoch, self.step_in_epoch)
+        return True
+
+    # ---- training ----------------------------------------------------------------------------
+    def _loader(self) -> DataLoader:
+        self.sampler.set(self.epoch, self.step_in_epoch * self.cfg.batch_size)
+        if hasattr(self.train_set, "set_epoch"):
+            self.train_set.set_epoch(self.epoch)
+        return DataLoader(self.train_set, batch_size=self.cfg.batch_size, sampler=self.sampler,
+                          collate_fn=self.collate, num_workers=self.cfg.num_workers, drop_last=True)
+
+    def _to_device(self, batch: Any) -> Any:
+        if isinstance(batch, torch.Tensor):
+            return batch.to(self.device, non_blocking=True)
+        if isinstance(batch, dict):
+            return {k: self._to_device(v) for k, v in batch.items()}
+        return batch
+
+    def fit(self) -> dict[str, Any]:
+        cfg = self.cfg
+        t_start = time.perf_counter() - self.seconds
+        stop = False
+        while self.epoch < cfg.epochs and not stop:
+            if self.on_epoch:
+                self.on_epoch(self.epoch, self)
+            self.model.train()
+            total = len(self.train_set) // (cfg.batch_size * self.world)
+            if cfg.steps_per_epoch:
+                total = min(total, cfg.steps_per_epoch)
+            losses = []
+            bar = tqdm(total=total, initial=self.step_in_epoch, desc=f"epoch {self.epoch}",
+                       disable=not cfg.progress or self.rank != 0, leave=False)
+            for batch in self._loader():
+                if self.step_in_epoch >= total:
+                    break
+                batch = self._to_device(batch)
+                with torch.autocast(self.device.type, enabled=self.use_amp):
+                    loss = self.loss_fn(self.net, batch)
+                if not torch.isfinite(loss):
+                    raise VoxaError(f"non-finite training loss at epoch {self.epoch} "
+                                    f"step {self.step_in_epoch}")
+                self.opt.zero_grad(set_to_none=True)
+                self.scaler.scale(loss).backward()
+                self.scaler.unscale_(self.opt)
+                nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+                self.scaler.step(self.opt)
+                self.scaler.update()
+                losses.append(float(loss.detach()))
+                self.step_in_epoch += 1
+                self.global_step += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{losses[-1]:.2f}")
+                self.seconds = time.perf_counter() - t_start
+                if cfg.checkpoint_every and self.global_step % cfg.checkpoint_every == 0:
+                    self.save()
+                if cfg.max_seconds and self.seconds > cfg.max_seconds:
+                    stop = True
+                    break
+            bar.close()
+            if stop and self.step_in_epoch < total:
+                self.save()
+                break
+            valid = self._validate()
+            self.sched.step(valid)
+            row = {"epoch": self.epoch, "step": self.global_step, "train_loss": _mean(losses),
+                   "valid_loss": valid, "lr": self.opt.param_groups[0]["lr"],
+                   "seconds": round(self.seconds, 1)}
+            self.history.append(row)
+            if valid < self.best:
+                self.best = valid
+                self._save_best()
+            self.epoch += 1
+            self.step_in_epoch = 0
+            self.save()
+            self._write_log()
+            if self.rank == 0:
+                log.info("epoch %d: train %.3f valid %.3f lr %.2e", row["epoch"], row["train_loss"], valid,
+                         row["lr"])
+        return {"epochs": self.epoch, "steps": self.global_step, "best_valid": self.best,
+                "seconds": self.seconds, "history": self.history}
+
+    def _validate(self) -> float:
+        value = torch.tensor(0.0)
+        if self.rank == 0:
+            self.model.eval()
+            with torch.no_grad():
+                value = torch.tensor(float(self.valid_fn(self.model)))
+            self.model.train()
+        if self.world > 1:
+            import torch.distributed as dist
+
+            value = value.to(self.device)
+            dist.broadcast(value, 0)
+        return float(value)
+
+    def _save_best(self) -> None:
+        if self.rank == 0:
+            buf = io.BytesIO()
+            torch.save({"model": self.model.state_dict(), "epoch": self.epoch, "valid": self.best}, buf)
+            with atomic_path(self.exp / "best.pt") as tmp:
+                tmp.write_bytes(buf.getvalue())
+
+    def _write_log(self) -> None:
+        if self.rank != 0 or not self.history:
+            return
+        s = io.StringIO()
+        w = csv.DictWriter(s, fieldnames=list(self.history[0]))
+        w.writeheader()
+        w.writerows(self.history)
+        write_text_atomic(self.exp / "train_log.csv", s.getvalue())
+        plot_curves(self.history, self.exp / "curves.png")
+
+
+def _mean(xs: list[float]) -> float:
+    return sum(xs) / len(xs) if xs else float("nan")
+
+
+def plot_curves(history: list[dict[str, float]], path: Path) -> Path:
+    from voxa.plots import plt, save_figure
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ep = [h["epoch"] for h in history]
+    ax.plot(ep, [h["train_loss"] for h in history], label="train")
+    ax.plot(ep, [h["valid_loss"] for h in history], label="valid")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss (dB)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return save_figure(fig, path)

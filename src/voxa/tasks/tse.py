@@ -1,0 +1,307 @@
+"""Distance-based target speech extraction: presets, training, evaluation, extraction, distance sweep.
+
+Library functions behind ``voxa tse train|evaluate|extract|locate``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from voxa.errors import ConfigError, VoxaError
+from voxa.tse.data import MixtureConfig
+from voxa.tse.models import MODELS, StftConfig, count_parameters
+from voxa.utils.atomic import write_text_atomic
+
+DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "assets" / "tse" / "dqts_cpu_d1.safetensors"
+
+
+@dataclass
+class TsePreset:
+    """Everything a training run needs besides data."""
+
+    model: str = "dqts"
+    model_config: dict[str, Any] = field(default_factory=dict)
+    mixing: MixtureConfig = field(default_factory=MixtureConfig)
+    epochs: int = 500
+    batch_size: int = 14
+    lr: float = 1e-3
+    grad_clip: float = 5.0
+    lr_factor: float = 0.8
+    lr_patience: int = 14
+    presence_schedule: tuple[float, float] = (0.9, 0.7)
+    epoch_size: int = 9000
+    valid_size: int = 200
+    steps_per_epoch: int | None = None
+    checkpoint_every: int = 200
+    num_workers: int = 0
+    max_seconds: float | None = None
+    seed: int = 0
+
+
+def preset(name: str) -> TsePreset:
+    """``paper`` (the article's settings) or ``cpu`` (small enough for a 2-core CPU in about an hour)."""
+    if name == "paper":
+        return TsePreset(model="dqts", model_config={"dim": 64, "hidden": 64, "n_dq": 4, "n_ts": 4,
+                                                      "checkpointing": True},
+                         mixing=MixtureConfig(seconds=4.0, rate=16000, r_spk=0.5))
+    if name == "cpu":
+        # 8 kHz, 1 s, D = H = 32, 2 DQ + 2 TS (0.17 M parameters); talkers kept >= 1 m apart so that a
+        # present query never selects both (which would reward passing the mixture through)
+        return TsePreset(model="dqts", model_config={"dim": 32, "hidden": 32, "n_dq": 2, "n_ts": 2},
+                         mixing=MixtureConfig(seconds=1.0, rate=8000, r_spk=0.5, min_talker_gap=1.0),
+                         epochs=40, batch_size=8, epoch_size=800, valid_size=64, lr_patience=3,
+                         checkpoint_every=50, max_seconds=3600.0)
+    if name == "tiny":
+        return TsePreset(model="dqts", model_config={"dim": 8, "hidden": 8, "n_dq": 1, "n_ts": 0},
+                         mixing=MixtureConfig(seconds=0.5, rate=8000, r_spk=0.5, min_talker_gap=1.0),
+                         epochs=2, batch_size=4, epoch_size=16, valid_size=4, checkpoint_every=2)
+    raise ConfigError(f"unknown TSE preset {name!r}; use 'paper', 'cpu' or 'tiny'")
+
+
+def build_model(model: str | TsePreset = "cpu", **overrides: Any) -> torch.nn.Module:
+    """A model from a preset name (or preset) with config overrides."""
+    p = preset(model) if isinstance(model, str) else model
+    cls, cfg_cls = MODELS[p.model]
+    kw = {**p.model_config, **overrides}
+    kw["stft"] = StftConfig(rate=p.mixing.rate)
+    return cls(cfg_cls(**kw))
+
+
+def save_tse_model(path: str | os.PathLike, model: torch.nn.Module, mixing: MixtureConfig,
+                   card: dict[str, Any] | None = None) -> Path:
+    """Write the model as safetensors with a JSON header (class, config, mixing settings, card)."""
+    from voxa.utils.serialization import save_model
+
+    name = next(k for k, (cls, _) in MODELS.items() if isinstance(model, cls))
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    header = {"class": "TseModel", "model": name, "config": asdict(model.cfg), "mixing": asdict(mixing),
+              "parameters": count_parameters(model), "card": card or {}}
+    return save_model(path, tensors, header)
+
+
+def load_tse_model(path: str | os.PathLike | None = None) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Load a saved model (default: the one shipped with voxa) without unpickling anything."""
+    from voxa.utils.serialization import load_model
+
+    path = Path(path) if path else DEFAULT_MODEL
+    if not path.exists():
+        raise VoxaError(f"{path}: model not found" + (" (voxa ships none in this build; train one with "
+                                                       "'voxa tse train')" if path == DEFAULT_MODEL else ""))
+    tensors, header = load_model(path, expected_class="TseModel")
+    cls, cfg_cls = MODELS[header["model"]]
+    cfg = dict(header["config"])
+    cfg["stft"] = StftConfig(**cfg["stft"])
+    model = cls(cfg_cls(**cfg))
+    model.load_state_dict(tensors)
+    model.eval()
+    return model, header
+
+
+@torch.no_grad()
+def extract(model: torch.nn.Module, mix: torch.Tensor, rate: int, distance: float | list[float]
+            ) -> torch.Tensor:
+    """Speech of the talkers near ``distance`` metres from a mono mixture ``[samples]`` at ``rate``.
+
+    Returns ``[samples]`` (one distance) or ``[len(distances), samples]``, at the input's rate.
+    """
+    from voxa.audio.resample import resample
+
+    model_rate = model.cfg.stft.rate
+    x = mix.reshape(-1).float()
+    if rate != model_rate:
+        x = resample(x, rate, model_rate)
+    ds = torch.tensor([distance] if np.isscalar(distance) else list(distance), dtype=torch.float32)
+    out = model(x.expand(len(ds), -1).contiguous(), ds)
+    if rate != model_rate:
+        out = resample(out, model_rate, rate)[..., : mix.numel()]
+    return out[0] if np.isscalar(distance) else out
+
+
+def locate(model: torch.nn.Module, mix: torch.Tensor, rate: int, lo: float = 0.5, hi: float = 5.0,
+           step: float = 0.5, neighbourhood: float = 1.0, prominence_db: float = 3.0,
+           tau_inactive: float = 1e-2, batch: int = 8) -> dict[str, Any]:
+    """Estimate talkers' distances by sweeping the query (the paper's Table III / Fig. 3).
+
+    For each query the output level ``iSDR(d) = 10 log10(||x_hat||^2 + tau ||y||^2)`` is computed;
+    the indicator sums, over queries within ``neighbourhood`` metres, how far iSDR rises above the
+    sweep's minimum; local maxima of iSDR at least ``prominence_db`` above that minimum are candidates,
+    taken strongest indicator first, each suppressing the others within ``neighbourhood``.
+    """
+    queries = np.round(np.arange(lo, hi + step / 2, step), 6)
+    levels = []
+    y2 = float(mix.double().pow(2).sum())
+    for i in range(0, len(queries), batch):
+        out = extract(model, mix, rate, queries[i:i + batch].tolist())
+        e = out.double().pow(2).sum(-1)
+        levels.append((10 * torch.log10(e + tau_inactive * y2)).numpy())
+    isdr = np.concatenate(levels)
+    excess = isdr - isdr.min()
+    near = np.abs(queries[:, None] - queries[None, :]) <= neighbourhood + 1e-9
+    indicator = near.astype(float) @ excess
+    # candidates: local maxima of the output level that rise prominence_db above the sweep's floor;
+    # the strongest by summed indicator win, and each suppresses the others within the neighbourhood
+    cands = [k for k in range(len(queries))
+             if excess[k] >= prominence_db
+             and (k == 0 or isdr[k] >= isdr[k - 1]) and (k + 1 == len(queries) or isdr[k] >= isdr[k + 1])]
+    peaks: list[float] = []
+    for k in sorted(cands, key=lambda k: (-indicator[k], -isdr[k])):
+        if all(abs(queries[k] - p) > neighbourhood for p in peaks):
+            peaks.append(float(queries[k]))
+    peaks.sort()
+    return {"distances": peaks, "queries": queries.tolist(), "isdr": isdr.tolist(),
+            "indicator": indicator.tolist()}
+
+
+def distance_mae(estimated: list[float], true: list[float]) -> float:
+    """Mean absolute error of each estimated distance to the nearest true talker (NaN if none estimated)."""
+    if not estimated:
+        return float("nan")
+    t = np.asarray(true)
+    return float(np.mean([np.min(np.abs(t - e)) for e in estimated]))
+
+
+def plot_sweep(sweep: dict[str, Any], path: str | os.PathLike, true: list[float] | None = None) -> Path:
+    """iSDR and the summed indicator against query distance, estimated (and true) distances marked."""
+    from voxa.plots import plt, save_figure
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    q = sweep["queries"]
+    ax.plot(q, sweep["isdr"], "o-", label="iSDR of the output (dB)")
+    ax.plot(q, sweep["indicator"], "s--", label="indicator: mean over ±1 m")
+    for d in sweep["distances"]:
+        ax.axvline(d, color="tab:green", ls="-", alpha=0.7)
+    for d in true or []:
+        ax.axvline(d, color="k", ls=":", alpha=0.8)
+    ax.set_xlabel("query distance (m)")
+    ax.set_ylabel("dB")
+    ax.set_title("distance sweep: estimated (green)" + (", true (dotted)" if true else ""))
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return save_figure(fig, path)
+
+
+def train(preset_name: str | TsePreset, bank: str | os.PathLike, speech: list, exp: str | os.PathLike,
+          overrides: dict[str, Any] | None = None, init: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Train a TSE model on a bank's train split, validating on its valid split; resumes if ``exp`` holds a
+    checkpoint. ``init`` starts from a saved model (fine-tuning, e.g. D4 from D3)."""
+    from voxa.nn.trainer import Trainer, TrainerConfig
+    from voxa.tse.data import MixtureDataset, collate, speech_pools
+    from voxa.tse.losses import tse_loss
+
+    p = preset(preset_name) if isinstance(preset_name, str) else preset_name
+    for k, v in (overrides or {}).items():
+        if not hasattr(p, k):
+            raise ConfigError(f"unknown TSE training setting {k!r}")
+        setattr(p, k, v)
+    exp = Path(exp)
+    exp.mkdir(parents=True, exist_ok=True)
+    pools = speech_pools(speech, seed=p.seed)
+    train_set = MixtureDataset(bank, "train", pools["train"], p.mixing, length=p.epoch_size, seed=p.seed,
+                               preload=True)
+    vcfg = MixtureConfig(**{**asdict(p.mixing), "presence": 0.5})
+    valid_split = "valid" if MixtureDataset_has(bank, "valid", vcfg) else "train"
+    valid_set = MixtureDataset(bank, valid_split, pools["valid"], vcfg, length=p.valid_size, seed=p.seed + 1,
+                               preload=True)
+    valid_items = [valid_set[i] for i in range(len(valid_set))]
+    model = build_model(p) if init is None else load_tse_model(init)[0]
+
+    def loss_fn(net, b):
+        return tse_loss(net(b["mix"], b["query"]), b["target"], b["mix"], b["present"])
+
+    def valid_fn(net):
+        losses = []
+        dev = next(net.parameters()).device
+        for i in range(0, len(valid_items), p.batch_size):
+            b = collate(valid_items[i:i + p.batch_size])
+            est = net(b["mix"].to(dev), b["query"].to(dev))
+            losses.append(float(tse_loss(est, b["target"].to(dev), b["mix"].to(dev), b["present"].to(dev))))
+        return float(np.mean(losses))
+
+    def on_epoch(epoch, trainer):
+        # the paper: presence 0.9 for the first half of training, 0.7 for the second
+        train_set.set_presence(p.presence_schedule[0] if epoch < p.epochs / 2 else p.presence_schedule[1])
+
+    tcfg = TrainerConfig(epochs=p.epochs, batch_size=p.batch_size, lr=p.lr, grad_clip=p.grad_clip,
+                         lr_factor=p.lr_factor, lr_patience=p.lr_patience, steps_per_epoch=p.steps_per_epoch,
+                         checkpoint_every=p.checkpoint_every, num_workers=p.num_workers, seed=p.seed,
+                         max_seconds=p.max_seconds)
+    trainer = Trainer(model, train_set, collate, loss_fn, valid_fn, exp, tcfg, on_epoch=on_epoch)
+    trainer.resume()
+    t0 = time.perf_counter()
+    res = trainer.fit()
+    best = torch.load(exp / "best.pt", weights_only=True) if (exp / "best.pt").exists() else None
+    if best is not None:
+        model.load_state_dict(best["model"])
+    card = {"preset": preset_name if isinstance(preset_name, str) else "custom", "bank": str(bank),
+            "bank_meta": train_set.bank.meta, "speech_train_utterances": len(pools["train"]),
+            "epochs": res["epochs"], "steps": res["steps"], "train_seconds": round(res["seconds"], 1),
+            "best_valid_loss": res["best_valid"], "batch_size": p.batch_size, "lr": p.lr}
+    save_tse_model(exp / "model.safetensors", model.cpu(), p.mixing, card)
+    summary = {**card, "wall_seconds": time.perf_counter() - t0}
+    write_text_atomic(exp / "train_summary.json", json.dumps(summary, indent=2, default=str))
+    return {**res, "model": str(exp / "model.safetensors")}
+
+
+def MixtureDataset_has(bank: str | os.PathLike, split: str, cfg: MixtureConfig) -> bool:
+    from voxa.tse.bank import RirBank
+
+    b = RirBank(bank, rate=cfg.rate)
+    return any(len(v) >= cfg.num_talkers for v in b.groups(split).values())
+
+
+def evaluate(model_path: str | os.PathLike | None, testset: str | os.PathLike, out: str | os.PathLike,
+             with_pesq: bool = True) -> dict[str, Any]:
+    """SDR, SDRi, PESQ (present) and iSDR (absent) of a model on a fixed mixture set; writes
+    ``results.json`` and a Markdown row."""
+    from voxa.tse.scoring import score_model, write_results
+
+    model, header = load_tse_model(model_path)
+    from voxa.tse.data import MixtureSet
+
+    rate = MixtureSet(testset).rate
+    res = score_model(lambda mix, q: extract(model, mix, rate, q), testset, with_pesq)
+    out = Path(out)
+    write_results(out, res)
+    md = markdown_table({header.get("model", "model"): res})
+    write_text_atomic(out / "results.md", md)
+    print(md)
+    return res
+
+
+def evaluate_sets(model_path: str | os.PathLike | None, testsets: list[str], out: Path,
+                  with_pesq: bool = True) -> dict[str, Any]:
+    """Evaluate on several fixed sets (the paper: 5 query/mixture seeds) and report mean +- std across
+    the sets' means, as Markdown and JSON."""
+    per_set = []
+    for i, ts in enumerate(testsets):
+        per_set.append(evaluate(model_path, ts, out / f"set{i}", with_pesq))
+    summary: dict[str, Any] = {}
+    for key in ("sdr", "sdri", "pesq", "isdr", "attenuation_db"):
+        means = [r[key]["mean"] for r in per_set if r[key]["n"]]
+        summary[key] = {"mean": float(np.mean(means)) if means else None,
+                        "std": float(np.std(means)) if means else None, "n": len(means)}
+    _, header = load_tse_model(model_path)
+    md = markdown_table({header.get("model", "model"): summary})
+    write_text_atomic(out / "results.md", md)
+    write_text_atomic(out / "results.json", json.dumps({"summary": summary, "sets": testsets}, indent=2))
+    return {"summary": summary, "per_set": per_set, "markdown": md}
+
+
+def markdown_table(rows: dict[str, dict[str, Any]]) -> str:
+    lines = ["| model | SDR (dB) | SDRi (dB) | PESQ | iSDR (dB) | attenuation (dB) |",
+             "|---|---|---|---|---|---|"]
+    def fmt(v: dict[str, Any]) -> str:
+        return "–" if v["n"] == 0 or v["mean"] is None else f"{v['mean']:.2f} ± {v['std']:.2f}"
+
+    for name, r in rows.items():
+        cells = " | ".join(fmt(r[k]) for k in ("sdr", "sdri", "pesq", "isdr", "attenuation_db"))
+        lines.append(f"| {name} | {cells} |")
+    return "\n".join(lines) + "\n"

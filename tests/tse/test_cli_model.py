@@ -1,0 +1,59 @@
+import json
+
+import numpy as np
+import soundfile as sf
+
+from voxa.cli.main import main
+from voxa.tasks.tse import build_model, preset, save_tse_model
+
+
+def _model(tmp_path):
+    return save_tse_model(tmp_path / "m.safetensors", build_model("tiny"), preset("tiny").mixing)
+
+
+def test_extract_writes_audio_of_the_input_length(tmp_path):
+    sf.write(tmp_path / "mix.wav", (np.random.default_rng(0).standard_normal(12000) * 0.1).astype(np.float32),
+             16000)
+    assert main(["tse", "extract", str(tmp_path / "mix.wav"), "--distance", "1.5", "-o",
+                 str(tmp_path / "out.wav"), "--model", str(_model(tmp_path))]) == 0
+    y, sr = sf.read(tmp_path / "out.wav")
+    assert sr == 16000 and len(y) == 12000
+
+
+def test_locate_last_line_is_json_and_plot_is_written(tmp_path, capsys):
+    sf.write(tmp_path / "mix.wav", (np.random.default_rng(0).standard_normal(8000) * 0.1).astype(np.float32),
+             8000)
+    assert main(["tse", "locate", str(tmp_path / "mix.wav"), "--model", str(_model(tmp_path))]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    res = json.loads(last)
+    assert "distances" in res and len(res["queries"]) == 10
+    assert (tmp_path / "mix.sweep.png").exists()
+
+
+def test_missing_model_is_a_clear_error(tmp_path, capsys):
+    sf.write(tmp_path / "mix.wav", np.zeros(800, dtype=np.float32), 8000)
+    rc = main(["tse", "extract", str(tmp_path / "mix.wav"), "--distance", "1", "-o", str(tmp_path / "o.wav"),
+               "--model", str(tmp_path / "none.safetensors")])
+    assert rc == 1 and "model not found" in capsys.readouterr().err
+
+
+def test_train_tiny_preset_and_resume(tmp_path):
+    import torch
+
+    rng = np.random.default_rng(0)
+    recs = []
+    for s in range(10):
+        p = tmp_path / f"s{s}.wav"
+        sf.write(p, (rng.standard_normal(8000) * 0.1).astype(np.float32), 8000)
+        recs.append(json.dumps({"id": f"s{s}", "path": str(p), "speaker": f"k{s}", "duration": 1.0}))
+    (tmp_path / "m.jsonl").write_text("\n".join(recs) + "\n")
+    assert main(["tse", "simulate", "--preset", "D1", "--size", "60", "--rate", "8000", "--quiet",
+                 "--out", str(tmp_path / "bank")]) == 0
+    args = ["tse", "train", "--preset", "tiny", "--bank", str(tmp_path / "bank"), "--speech",
+            str(tmp_path / "m.jsonl"), "--exp", str(tmp_path / "exp")]
+    assert main(args) == 0
+    state = torch.load(tmp_path / "exp" / "checkpoint.pt", weights_only=True)
+    assert state["epoch"] == 2 and (tmp_path / "exp" / "model.safetensors").exists()
+    assert (tmp_path / "exp" / "curves.png").exists() and (tmp_path / "exp" / "train_log.csv").exists()
+    assert main(args + ["--set", "epochs=3"]) == 0  # resumes for one more epoch
+    assert torch.load(tmp_path / "exp" / "checkpoint.pt", weights_only=True)["epoch"] == 3

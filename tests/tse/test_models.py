@@ -1,0 +1,174 @@
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from voxa.tasks.tse import (
+    build_model,
+    distance_mae,
+    extract,
+    load_tse_model,
+    locate,
+    plot_sweep,
+    preset,
+    save_tse_model,
+)
+from voxa.tse.losses import tse_loss
+from voxa.tse.models import DQTSConfig, DQTSModel, LstmDegConfig, LstmDegModel, StftConfig, count_parameters
+
+
+def test_paper_model_size():
+    # D = H = 64, 4 DQ + 4 TS: the paper's 1.25 M
+    assert count_parameters(DQTSModel(DQTSConfig())) == 1_252_290
+
+
+def test_cpu_and_variant_sizes():
+    assert count_parameters(build_model("cpu")) == 170_594
+    a = count_parameters(DQTSModel(DQTSConfig(n_dq=2, n_ts=6)))
+    b = count_parameters(DQTSModel(DQTSConfig(n_dq=6, n_ts=2)))
+    assert a < 1_252_290 < b  # DQ blocks carry the DEGs
+
+
+def test_lstm_deg_baseline_size():
+    n = count_parameters(LstmDegModel(LstmDegConfig(stft=StftConfig(rate=8000))))
+    assert 5.5e6 < n < 6.1e6
+
+
+@pytest.mark.parametrize("cls,cfg", [(DQTSModel, DQTSConfig(dim=8, hidden=8, n_dq=1, n_ts=1,
+                                                             stft=StftConfig(rate=8000))),
+                                     (LstmDegModel, LstmDegConfig(hidden=16, layers=1,
+                                                                  stft=StftConfig(rate=8000)))])
+def test_output_has_the_input_shape(cls, cfg):
+    m = cls(cfg)
+    y = m(torch.randn(3, 4000), torch.tensor([1.0, 2.0, 3.0]))
+    assert y.shape == (3, 4000) and torch.isfinite(y).all()
+
+
+def test_chunked_and_checkpointed_equal_plain():
+    torch.manual_seed(0)
+    base = DQTSConfig(dim=8, hidden=8, n_dq=1, n_ts=1, stft=StftConfig(rate=8000))
+    m1 = DQTSModel(base)
+    m2 = DQTSModel(DQTSConfig(**{**base.__dict__, "chunk": 7, "checkpointing": True}))
+    m2.load_state_dict(m1.state_dict())
+    x, d = torch.randn(2, 4000), torch.tensor([1.0, 2.5])
+    y1, y2 = m1(x, d), m2(x, d)
+    assert torch.allclose(y1, y2, atol=1e-5)
+    y1.pow(2).sum().backward()
+    y2.pow(2).sum().backward()
+    g1 = m1.encoder.weight.grad
+    assert torch.allclose(g1, m2.encoder.weight.grad, atol=1e-4 * g1.abs().max().item())
+
+
+def test_query_changes_the_output():
+    m = build_model("tiny")
+    x = torch.randn(1, 4000)
+    assert not torch.allclose(m(x, torch.tensor([1.0])), m(x, torch.tensor([4.0])))
+
+
+def _two_talker_items(rate=8000, n=4000):
+    rng = np.random.default_rng(0)
+
+    def voice(f0):
+        t = np.arange(n) / rate
+        return np.sign(np.sin(2 * np.pi * f0 * t * (1 + 0.1 * np.sin(6 * np.pi * t)))) * \
+            (0.5 + 0.5 * np.sin(4 * np.pi * t + f0))
+
+    def room(x, d):
+        h = np.zeros(1200)
+        h[int(d / 343 * rate)] = 1 / d
+        h += rng.standard_normal(1200) * np.exp(-np.arange(1200) / (150 + 200 * d)) * 0.3
+        y = np.convolve(x, h)[:n]
+        return torch.tensor(0.07 * y / np.sqrt(np.mean(y ** 2)), dtype=torch.float32)
+
+    mixes, targets, queries = [], [], []
+    for fa, fb, da, db in [(110, 190, 1.0, 3.0), (150, 240, 1.5, 3.5)]:
+        a, b = room(voice(fa), da), room(voice(fb), db)
+        for t, d in ((a, da), (b, db)):
+            mixes.append(a + b)
+            targets.append(t)
+            queries.append(d)
+    return torch.stack(mixes), torch.stack(targets), torch.tensor(queries)
+
+
+@pytest.mark.slow
+def test_tiny_model_learns_to_use_the_query():
+    """Same two mixtures, each queried at both talkers' distances: only a model that uses the query
+    can get the training loss below -5 dB (passing the mixture through gives about -3 dB)."""
+    torch.manual_seed(0)
+    mix, tgt, q = _two_talker_items()
+    present = torch.ones(4, dtype=torch.bool)
+    m = DQTSModel(DQTSConfig(dim=16, hidden=16, n_dq=1, n_ts=1, stft=StftConfig(rate=8000)))
+    opt = torch.optim.Adam(m.parameters(), 3e-3)
+    passthrough = float(tse_loss(mix, tgt, mix, present))
+    t0, best = time.time(), 0.0
+    while time.time() - t0 < 110 and best > -5.0:
+        loss = tse_loss(m(mix, q), tgt, mix, present)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(m.parameters(), 5.0)
+        opt.step()
+        best = min(best, float(loss.detach()))
+    assert passthrough > -4.0
+    assert best < -5.0
+
+
+def test_absent_query_output_is_quieter_after_training_on_absence():
+    """A model trained only on absent queries learns to output (near) silence."""
+    torch.manual_seed(0)
+    mix, _, _ = _two_talker_items()
+    m = build_model("tiny")
+    opt = torch.optim.Adam(m.parameters(), 1e-2)
+    absent = torch.zeros(4, dtype=torch.bool)
+    q = torch.tensor([6.0, 7.0, 6.5, 8.0])
+    with torch.no_grad():
+        before = float(m(mix, q).pow(2).sum())
+    for _ in range(40):
+        loss = tse_loss(m(mix, q), torch.zeros_like(mix), mix, absent)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        assert float(m(mix, q).pow(2).sum()) < 0.1 * before
+
+
+def test_save_load_roundtrip(tmp_path):
+    m = build_model("tiny")
+    p = save_tse_model(tmp_path / "m.safetensors", m, preset("tiny").mixing, {"note": "test"})
+    m2, header = load_tse_model(p)
+    x = torch.randn(1, 4000)
+    assert torch.allclose(m(x, torch.tensor([2.0])), m2(x, torch.tensor([2.0])))
+    assert header["card"]["note"] == "test" and header["parameters"] == count_parameters(m)
+
+
+def test_extract_resamples_to_the_model_rate():
+    m = build_model("tiny").eval()
+    y = extract(m, torch.randn(16000), 16000, 2.0)
+    assert y.shape == (16000,)
+    assert extract(m, torch.randn(8000), 8000, [1.0, 2.0]).shape == (2, 8000)
+
+
+class _Oracle(torch.nn.Module):
+    """Passes the mixture through when the query is near 1.5 m or 4 m, else attenuates it by 30 dB."""
+
+    def __init__(self):
+        super().__init__()
+        self.cfg = DQTSConfig(stft=StftConfig(rate=8000))
+
+    def forward(self, mix, d):
+        near = ((d - 1.5).abs() < 0.3) | ((d - 4.0).abs() < 0.3)
+        return mix * torch.where(near, 1.0, 0.03)[:, None]
+
+
+def test_locate_finds_the_talkers(tmp_path):
+    sweep = locate(_Oracle(), torch.randn(8000) * 0.1, 8000, 0.5, 5.0, 0.5)
+    assert sweep["distances"] == [1.5, 4.0]
+    assert distance_mae(sweep["distances"], [1.4, 4.2]) == pytest.approx(0.15)
+    assert plot_sweep(sweep, tmp_path / "s.png", true=[1.4, 4.2]).stat().st_size > 5000
+
+
+def test_unknown_preset():
+    from voxa.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown TSE preset"):
+        preset("gpu")
