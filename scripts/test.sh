@@ -6,7 +6,7 @@ bash scripts/setup.sh
 . .venv/bin/activate
 ruff check src tests benchmarks
 set +e
-python -m pytest -q -p no:cacheprovider "$@"
+python -m pytest -p no:cacheprovider -rs "$@"
 rc=$?
 set -e
 # pytest's 5 means "no tests collected": that is a failure here, not a pass
