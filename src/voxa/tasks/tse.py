@@ -207,7 +207,7 @@ def train(preset_name: str | TsePreset, bank: str | os.PathLike, speech: list, e
     train_set = MixtureDataset(bank, "train", pools["train"], p.mixing, length=p.epoch_size, seed=p.seed,
                                preload=True)
     vcfg = MixtureConfig(**{**asdict(p.mixing), "presence": 0.5})
-    valid_split = "valid" if MixtureDataset_has(bank, "valid", vcfg) else "train"
+    valid_split = "valid" if _split_has_room(bank, "valid", vcfg) else "train"
     valid_set = MixtureDataset(bank, valid_split, pools["valid"], vcfg, length=p.valid_size, seed=p.seed + 1,
                                preload=True)
     valid_items = [valid_set[i] for i in range(len(valid_set))]
@@ -250,7 +250,7 @@ def train(preset_name: str | TsePreset, bank: str | os.PathLike, speech: list, e
     return {**res, "model": str(exp / "model.safetensors")}
 
 
-def MixtureDataset_has(bank: str | os.PathLike, split: str, cfg: MixtureConfig) -> bool:
+def _split_has_room(bank: str | os.PathLike, split: str, cfg: MixtureConfig) -> bool:
     from voxa.tse.bank import RirBank
 
     b = RirBank(bank, rate=cfg.rate)
