@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from voxa.errors import ConfigError, VoxaError
+from voxa.nn.trainer import TrainerConfig
 from voxa.tse.data import MixtureConfig
 from voxa.tse.models import MODELS, StftConfig, count_parameters
 from voxa.utils.atomic import write_text_atomic
@@ -30,20 +31,10 @@ class TsePreset:
     model: str = "dqts"
     model_config: dict[str, Any] = field(default_factory=dict)
     mixing: MixtureConfig = field(default_factory=MixtureConfig)
-    epochs: int = 500
-    batch_size: int = 14
-    lr: float = 1e-3
-    grad_clip: float = 5.0
-    lr_factor: float = 0.8
-    lr_patience: int = 14
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
     presence_schedule: tuple[float, float] = (0.9, 0.7)
     epoch_size: int = 9000
     valid_size: int = 200
-    steps_per_epoch: int | None = None
-    checkpoint_every: int = 200
-    num_workers: int = 0
-    max_seconds: float | None = None
-    seed: int = 0
 
 
 def preset(name: str) -> TsePreset:
@@ -57,12 +48,14 @@ def preset(name: str) -> TsePreset:
         # present query never selects both (which would reward passing the mixture through)
         return TsePreset(model="dqts", model_config={"dim": 32, "hidden": 32, "n_dq": 2, "n_ts": 2},
                          mixing=MixtureConfig(seconds=1.0, rate=8000, r_spk=0.5, min_talker_gap=1.0),
-                         epochs=40, batch_size=8, epoch_size=800, valid_size=64, lr_patience=3,
-                         checkpoint_every=50, max_seconds=3600.0)
+                         trainer=TrainerConfig(epochs=40, batch_size=8, lr_patience=3, checkpoint_every=50,
+                                               max_seconds=3600.0),
+                         epoch_size=800, valid_size=64)
     if name == "tiny":
         return TsePreset(model="dqts", model_config={"dim": 8, "hidden": 8, "n_dq": 1, "n_ts": 0},
                          mixing=MixtureConfig(seconds=0.5, rate=8000, r_spk=0.5, min_talker_gap=1.0),
-                         epochs=2, batch_size=4, epoch_size=16, valid_size=4, checkpoint_every=2)
+                         trainer=TrainerConfig(epochs=2, batch_size=4, checkpoint_every=2),
+                         epoch_size=16, valid_size=4)
     raise ConfigError(f"unknown TSE preset {name!r}; use 'paper', 'cpu' or 'tiny'")
 
 
@@ -192,23 +185,28 @@ def train(preset_name: str | TsePreset, bank: str | os.PathLike, speech: list, e
           overrides: dict[str, Any] | None = None, init: str | os.PathLike | None = None) -> dict[str, Any]:
     """Train a TSE model on a bank's train split, validating on its valid split; resumes if ``exp`` holds a
     checkpoint. ``init`` starts from a saved model (fine-tuning, e.g. D4 from D3)."""
-    from voxa.nn.trainer import Trainer, TrainerConfig
+    from voxa.nn.trainer import Trainer
     from voxa.tse.data import MixtureDataset, collate, speech_pools
     from voxa.tse.losses import tse_loss
 
     p = preset(preset_name) if isinstance(preset_name, str) else preset_name
+    # flat overrides reach the preset's own fields or, failing that, its trainer settings
     for k, v in (overrides or {}).items():
-        if not hasattr(p, k):
+        if k != "trainer" and hasattr(p, k):
+            setattr(p, k, v)
+        elif hasattr(p.trainer, k):
+            setattr(p.trainer, k, v)
+        else:
             raise ConfigError(f"unknown TSE training setting {k!r}")
-        setattr(p, k, v)
+    t = p.trainer
     exp = Path(exp)
     exp.mkdir(parents=True, exist_ok=True)
-    pools = speech_pools(speech, seed=p.seed)
-    train_set = MixtureDataset(bank, "train", pools["train"], p.mixing, length=p.epoch_size, seed=p.seed,
+    pools = speech_pools(speech, seed=t.seed)
+    train_set = MixtureDataset(bank, "train", pools["train"], p.mixing, length=p.epoch_size, seed=t.seed,
                                preload=True)
     vcfg = MixtureConfig(**{**asdict(p.mixing), "presence": 0.5})
     valid_split = "valid" if _split_has_room(bank, "valid", vcfg) else "train"
-    valid_set = MixtureDataset(bank, valid_split, pools["valid"], vcfg, length=p.valid_size, seed=p.seed + 1,
+    valid_set = MixtureDataset(bank, valid_split, pools["valid"], vcfg, length=p.valid_size, seed=t.seed + 1,
                                preload=True)
     valid_items = [valid_set[i] for i in range(len(valid_set))]
     model = build_model(p) if init is None else load_tse_model(init)[0]
@@ -219,21 +217,17 @@ def train(preset_name: str | TsePreset, bank: str | os.PathLike, speech: list, e
     def valid_fn(net):
         losses = []
         dev = next(net.parameters()).device
-        for i in range(0, len(valid_items), p.batch_size):
-            b = collate(valid_items[i:i + p.batch_size])
+        for i in range(0, len(valid_items), t.batch_size):
+            b = collate(valid_items[i:i + t.batch_size])
             est = net(b["mix"].to(dev), b["query"].to(dev))
             losses.append(float(tse_loss(est, b["target"].to(dev), b["mix"].to(dev), b["present"].to(dev))))
         return float(np.mean(losses))
 
     def on_epoch(epoch, trainer):
         # the paper: presence 0.9 for the first half of training, 0.7 for the second
-        train_set.set_presence(p.presence_schedule[0] if epoch < p.epochs / 2 else p.presence_schedule[1])
+        train_set.set_presence(p.presence_schedule[0] if epoch < t.epochs / 2 else p.presence_schedule[1])
 
-    tcfg = TrainerConfig(epochs=p.epochs, batch_size=p.batch_size, lr=p.lr, grad_clip=p.grad_clip,
-                         lr_factor=p.lr_factor, lr_patience=p.lr_patience, steps_per_epoch=p.steps_per_epoch,
-                         checkpoint_every=p.checkpoint_every, num_workers=p.num_workers, seed=p.seed,
-                         max_seconds=p.max_seconds)
-    trainer = Trainer(model, train_set, collate, loss_fn, valid_fn, exp, tcfg, on_epoch=on_epoch)
+    trainer = Trainer(model, train_set, collate, loss_fn, valid_fn, exp, t, on_epoch=on_epoch)
     trainer.resume()
     t0 = time.perf_counter()
     res = trainer.fit()
@@ -243,7 +237,7 @@ def train(preset_name: str | TsePreset, bank: str | os.PathLike, speech: list, e
     card = {"preset": preset_name if isinstance(preset_name, str) else "custom", "bank": str(bank),
             "bank_meta": train_set.bank.meta, "speech_train_utterances": len(pools["train"]),
             "epochs": res["epochs"], "steps": res["steps"], "train_seconds": round(res["seconds"], 1),
-            "best_valid_loss": res["best_valid"], "batch_size": p.batch_size, "lr": p.lr}
+            "best_valid_loss": res["best_valid"], "batch_size": t.batch_size, "lr": t.lr}
     save_tse_model(exp / "model.safetensors", model.cpu(), p.mixing, card)
     summary = {**card, "wall_seconds": time.perf_counter() - t0}
     write_text_atomic(exp / "train_summary.json", json.dumps(summary, indent=2, default=str))
