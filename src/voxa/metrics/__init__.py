@@ -1,5 +1,6 @@
 """Evaluation metrics: closed-set classification (accuracy, confusion matrix, UAR) and detection
-(DET curve, EER, minDCF, actDCF, Cllr) with PNG plots of confusion matrices and DET curves."""
+(DET curve, EER, minDCF, actDCF, Cllr) with PNG plots of confusion matrices and DET curves;
+language recognition (Cavg, minimum Cavg)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from voxa.metrics.detection import (
     min_dcf,
     plot_det,
 )
+from voxa.metrics.language import cavg, lid_metrics, min_cavg, scores_to_llr
 from voxa.metrics.separation import *  # noqa: F403  (SDR, SI-SDR, BSS SDR, SDRi, iSDR, PESQ)
 
 __all__ = [
@@ -32,3 +34,4 @@ __all__ = [
     "plot_confusion_matrix", "plot_det", "uar", "unweighted_average_recall",
 ]
 __all__ += _separation.__all__
+__all__ += ["cavg", "lid_metrics", "min_cavg", "scores_to_llr"]
