@@ -19,18 +19,28 @@ def field_value(record: Record, name: str) -> Any:
     return getattr(record, name)
 
 
+def id_fraction(utt_id: str) -> float:
+    """A stable number in [0, 1) from an utterance id (SHA-1), for splits that need no seed."""
+    import hashlib
+
+    return int.from_bytes(hashlib.sha1(utt_id.encode()).digest()[:8], "big") / 2.0 ** 64
+
+
 def select(records: Sequence[Record], spec: dict[str, Any] | None) -> list[Record]:
     """Records matching ``spec``.
 
     Spec keys (all optional, combined with AND):
         ``where``: ``{field: value or [values]}``; ``range``: ``{field: [lo, hi]}`` inclusive;
-        ``per_speaker``: ``[start, stop]`` slice of each speaker's utterances sorted by id.
+        ``per_speaker``: ``[start, stop]`` slice of each speaker's utterances sorted by id;
+        ``hash_fraction``: ``[lo, hi)`` of a stable hash of the id mapped to [0, 1), a seed-free random
+        split that does not change when other records are added (``[0, 0.7]`` and ``[0.7, 1]`` part
+        a corpus 70/30); ``not_extra``: extras that must be absent or false (e.g. ``[nonspeech]``).
 
     Example:
         >>> select(recs, {"range": {"extra.take": [0, 39]}})  # doctest: +SKIP
     """
     spec = dict(spec or {})
-    unknown = set(spec) - {"where", "range", "per_speaker"}
+    unknown = set(spec) - {"where", "range", "per_speaker", "hash_fraction", "not_extra"}
     if unknown:
         raise ConfigError(f"unknown selection key(s): {', '.join(sorted(unknown))}")
     out = list(records)
@@ -42,6 +52,14 @@ def select(records: Sequence[Record], spec: dict[str, Any] | None) -> list[Recor
             raise ConfigError(f"range for {name} must be [lo, hi], got {bounds!r}")
         lo, hi = bounds
         out = [r for r in out if field_value(r, name) is not None and lo <= field_value(r, name) <= hi]
+    if spec.get("hash_fraction") is not None:
+        bounds = spec["hash_fraction"]
+        if not (isinstance(bounds, (list, tuple)) and len(bounds) == 2 and 0 <= bounds[0] <= bounds[1] <= 1):
+            raise ConfigError(f"hash_fraction must be [lo, hi] within [0, 1], got {bounds!r}")
+        out = [r for r in out if bounds[0] <= id_fraction(r.id) < bounds[1] or (bounds[1] == 1 and
+                                                                                  id_fraction(r.id) == 1)]
+    for key in spec.get("not_extra") or []:
+        out = [r for r in out if not r.extra.get(key)]
     if spec.get("per_speaker") is not None:
         start, stop = spec["per_speaker"]
         by: dict[str, list[Record]] = defaultdict(list)

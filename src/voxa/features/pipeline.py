@@ -20,12 +20,13 @@ from voxa.features.deltas import add_deltas
 from voxa.features.lpc import lpcc
 from voxa.features.mfcc import fbank, mfcc
 from voxa.features.plp import plp
+from voxa.features.prosody import prosody_windows
 from voxa.features.sdc import sdc
 from voxa.features.store import merge_indexes, write_kaldi_shard, write_voxa_shard
 from voxa.features.vad import energy_vad
 from voxa.utils.atomic import write_text_atomic
 
-FEATURE_TYPES = ("mfcc", "fbank", "plp", "lpcc", "sdc")
+FEATURE_TYPES = ("mfcc", "fbank", "plp", "lpcc", "sdc", "prosody")
 
 
 @dataclass
@@ -33,7 +34,9 @@ class FeatureConfig:
     """What features a pipeline computes.
 
     Attributes:
-        type: ``mfcc``, ``fbank``, ``plp``, ``lpcc`` or ``sdc`` (SDC over MFCCs, statics included).
+        type: ``mfcc``, ``fbank``, ``plp``, ``lpcc``, ``sdc`` (SDC over MFCCs, statics included) or
+            ``prosody`` (long-term pitch/energy/voicing statistics over sliding 0.5 s windows every
+            0.1 s, :func:`voxa.features.prosody.prosody_windows`; ``vad`` does not apply to them).
         deltas: orders of deltas appended (not used with ``sdc``).
         cmvn: ``None``, ``"utt"`` (per utterance) or ``"sliding"`` (300-frame centred window).
         norm_vars: CMVN also normalises variances.
@@ -110,6 +113,12 @@ def extract(waveform: torch.Tensor, sample_rate: int, cfg: FeatureConfig) -> tor
         base = mfcc(x, sample_rate, kaldi_compat=cfg.kaldi_compat, **opts)
         n_, d, p, k = cfg.sdc
         feats = sdc(base, n_, d, p, k, include_static=True, kaldi_compat=cfg.kaldi_compat)
+    elif cfg.type == "prosody":
+        feats = prosody_windows(x, sample_rate, **opts)
+        if cfg.deltas:
+            feats = add_deltas(feats, cfg.deltas)
+        # windows are not frames: an energy VAD cannot select them, and pauses are prosody here
+        return _normalise(feats, cfg)
     else:
         func = _FUNCS[cfg.type]
         if cfg.type == "lpcc":
@@ -124,10 +133,14 @@ def extract(waveform: torch.Tensor, sample_rate: int, cfg: FeatureConfig) -> tor
         keep = keep[: feats.shape[0]]
         if keep.any():
             feats = feats[keep]
+    return _normalise(feats, cfg)
+
+
+def _normalise(feats: torch.Tensor, cfg: FeatureConfig) -> torch.Tensor:
     if cfg.cmvn == "utt":
-        feats = cmvn(feats, norm_vars=cfg.norm_vars)
-    elif cfg.cmvn == "sliding":
-        feats = cmvn(feats, norm_vars=cfg.norm_vars, window=300)
+        return cmvn(feats, norm_vars=cfg.norm_vars)
+    if cfg.cmvn == "sliding":
+        return cmvn(feats, norm_vars=cfg.norm_vars, window=300)
     return feats
 
 

@@ -84,3 +84,62 @@ def prosody_statistics(waveform: torch.Tensor, sample_rate: int, frame_shift_ms:
                z + dur]
     return torch.stack([torch.as_tensor(v, dtype=torch.float64) for v in f_stats + e_stats + d_stats]
                        ).float()
+
+
+PROSODY_WINDOW_NAMES = (
+    "logf0_mean", "logf0_std", "logf0_range", "logf0_slope",
+    "energy_mean", "energy_std", "energy_range", "energy_slope", "voiced_fraction",
+)
+
+
+def _masked_slope(y: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """Least-squares slope per row of ``y [n, W]`` over the entries where ``m [n, W]`` is 1."""
+    t = torch.arange(y.shape[-1], dtype=y.dtype, device=y.device).expand_as(y)
+    cnt = m.sum(-1).clamp(min=1)
+    tm = (t * m).sum(-1) / cnt
+    ym = (y * m).sum(-1) / cnt
+    tc = (t - tm[:, None]) * m
+    den = (tc * tc).sum(-1)
+    slope = (tc * (y - ym[:, None])).sum(-1) / den.clamp(min=1e-12)
+    return torch.where(den > 0, slope, torch.zeros_like(den))
+
+
+def prosody_windows(waveform: torch.Tensor, sample_rate: int, window_s: float = 0.5, hop_s: float = 0.1,
+                    frame_shift_ms: float = 10.0, **pitch_kwargs: object) -> torch.Tensor:
+    """Long-term prosodic features over sliding windows, ``[windows, len(PROSODY_WINDOW_NAMES)]``.
+
+    Each window of ``window_s`` seconds (every ``hop_s``) summarises the pitch and energy contours:
+    log2-F0 mean, standard deviation, range and slope over its voiced frames (zeros when it has none),
+    log-energy mean, standard deviation, range and slope, and the voiced fraction (a duration cue).
+    Slopes are per second. An utterance shorter than one window gives one window over all of it.
+    Computed for all windows at once (no loop over windows or frames).
+
+    Example:
+        >>> t = torch.arange(32000) / 16000
+        >>> prosody_windows(torch.sin(2 * torch.pi * 150 * t), 16000).shape
+        torch.Size([15, 9])
+    """
+    c = prosody_contours(waveform, sample_rate, frame_shift_ms=frame_shift_ms, **pitch_kwargs)
+    f0, e = c["f0"].double(), c["log_energy"].double()
+    n = f0.numel()
+    if n == 0:
+        return torch.zeros(0, len(PROSODY_WINDOW_NAMES))
+    hop = frame_shift_ms / 1000.0
+    w = max(1, min(n, int(round(window_s / hop))))
+    step = max(1, int(round(hop_s / hop)))
+    voiced = (f0 > 0).double()
+    lf = torch.log2(f0.clamp(min=1.0)) * voiced
+    lf_w, v_w, e_w = (x.unfold(0, w, step) for x in (lf, voiced, e))  # [windows, w]
+    cnt = v_w.sum(-1)
+    has = cnt > 0
+    mean = lf_w.sum(-1) / cnt.clamp(min=1)
+    var = ((lf_w - mean[:, None]) ** 2 * v_w).sum(-1) / cnt.clamp(min=1)
+    big = torch.finfo(lf_w.dtype).max
+    hi = torch.where(v_w > 0, lf_w, torch.full_like(lf_w, -big)).amax(-1)
+    lo = torch.where(v_w > 0, lf_w, torch.full_like(lf_w, big)).amin(-1)
+    rng = torch.where(has, hi - lo, torch.zeros_like(hi))
+    ones = torch.ones_like(e_w)
+    feats = [mean, var.sqrt(), rng, _masked_slope(lf_w, v_w) / hop,
+             e_w.mean(-1), e_w.std(-1, unbiased=False), e_w.amax(-1) - e_w.amin(-1),
+             _masked_slope(e_w, ones) / hop, v_w.mean(-1)]
+    return torch.stack(feats, -1).float()

@@ -63,6 +63,22 @@ class DistanceEmbedding(nn.Module):
         return self.net(distance.reshape(-1, 1).to(self.net[0].weight.dtype))
 
 
+def init_forget_bias(rnn: nn.LSTM, value: float) -> None:
+    """Start every forget gate at ``sigmoid(value)``.
+
+    The distance embedding enters each sequence as one extra step; with PyTorch's zero forget bias
+    (gate 0.5) its trace halves every step and the far frames never see the query, so the model settles
+    on a query-blind mask (Jozefowicz et al. 2015 recommend a positive forget bias for the same reason).
+    """
+    if value == 0.0:
+        return
+    with torch.no_grad():
+        for name, p in rnn.named_parameters():
+            if name.startswith("bias_ih"):
+                h = p.shape[0] // 4
+                p[h:2 * h] += value
+
+
 class FusionPath(nn.Module):
     """LayerNorm, one BLSTM shared across all sequences, Linear + GELU back to D, residual.
 
@@ -72,13 +88,15 @@ class FusionPath(nn.Module):
     ``chunk`` (memory), each chunk optionally under activation checkpointing.
     """
 
-    def __init__(self, dim: int, hidden: int, axis: str, chunk: int = 0, checkpointing: bool = False) -> None:
+    def __init__(self, dim: int, hidden: int, axis: str, chunk: int = 0, checkpointing: bool = False,
+                 forget_bias: float = 0.0) -> None:
         super().__init__()
         if axis not in ("time", "freq"):
             raise ConfigError(f"axis must be 'time' or 'freq', got {axis!r}")
         self.axis = axis
         self.norm = nn.LayerNorm(dim)
         self.rnn = nn.LSTM(dim, hidden, batch_first=True, bidirectional=True)
+        init_forget_bias(self.rnn, forget_bias)
         self.proj = nn.Linear(2 * hidden, dim)
         self.chunk = chunk
         self.checkpointing = checkpointing
@@ -112,12 +130,13 @@ class FusionPath(nn.Module):
 class DQBlock(nn.Module):
     """Distance Query block: intra-subband fusion with D_s, then intra-frame fusion with D_f."""
 
-    def __init__(self, dim: int, hidden: int, chunk: int = 0, checkpointing: bool = False) -> None:
+    def __init__(self, dim: int, hidden: int, chunk: int = 0, checkpointing: bool = False,
+                 forget_bias: float = 0.0) -> None:
         super().__init__()
         self.deg_s = DistanceEmbedding(dim)
         self.deg_f = DistanceEmbedding(dim)
-        self.sub = FusionPath(dim, hidden, "time", chunk, checkpointing)
-        self.frame = FusionPath(dim, hidden, "freq", chunk, checkpointing)
+        self.sub = FusionPath(dim, hidden, "time", chunk, checkpointing, forget_bias)
+        self.frame = FusionPath(dim, hidden, "freq", chunk, checkpointing, forget_bias)
 
     def forward(self, h: torch.Tensor, distance: torch.Tensor) -> torch.Tensor:
         h = self.sub(h, self.deg_s(distance))
@@ -127,10 +146,11 @@ class DQBlock(nn.Module):
 class TSBlock(nn.Module):
     """Temporal-Spectral block: the same two paths without the distance embedding."""
 
-    def __init__(self, dim: int, hidden: int, chunk: int = 0, checkpointing: bool = False) -> None:
+    def __init__(self, dim: int, hidden: int, chunk: int = 0, checkpointing: bool = False,
+                 forget_bias: float = 0.0) -> None:
         super().__init__()
-        self.sub = FusionPath(dim, hidden, "time", chunk, checkpointing)
-        self.frame = FusionPath(dim, hidden, "freq", chunk, checkpointing)
+        self.sub = FusionPath(dim, hidden, "time", chunk, checkpointing, forget_bias)
+        self.frame = FusionPath(dim, hidden, "freq", chunk, checkpointing, forget_bias)
 
     def forward(self, h: torch.Tensor, distance: torch.Tensor | None = None) -> torch.Tensor:
         return self.frame(self.sub(h))
@@ -151,6 +171,7 @@ class DQTSConfig:
     chunk: int = 0
     checkpointing: bool = False
     normalize_input: bool = True
+    forget_bias: float = 0.0
 
 
 class GlobalLayerNorm(nn.GroupNorm):
@@ -170,8 +191,10 @@ class DQTSModel(nn.Module):
         self.stft = Stft(c.stft)
         self.encoder = nn.Conv2d(2, c.dim, 3, padding=1)
         self.gln = GlobalLayerNorm(c.dim)
-        self.dq = nn.ModuleList(DQBlock(c.dim, c.hidden, c.chunk, c.checkpointing) for _ in range(c.n_dq))
-        self.ts = nn.ModuleList(TSBlock(c.dim, c.hidden, c.chunk, c.checkpointing) for _ in range(c.n_ts))
+        self.dq = nn.ModuleList(DQBlock(c.dim, c.hidden, c.chunk, c.checkpointing, c.forget_bias)
+                                for _ in range(c.n_dq))
+        self.ts = nn.ModuleList(TSBlock(c.dim, c.hidden, c.chunk, c.checkpointing, c.forget_bias)
+                                for _ in range(c.n_ts))
         self.decoder = nn.Conv2d(c.dim, 2, 3, padding=1)
 
     def forward(self, mix: torch.Tensor, distance: torch.Tensor) -> torch.Tensor:
