@@ -67,6 +67,7 @@ def test_console_script_exits_nonzero_on_error(tmp_path):
 @pytest.mark.slow
 def test_demo_on_synthetic_data(tmp_path, monkeypatch):
     monkeypatch.setenv("VOXA_DATA", str(tmp_path / "absent"))
+    monkeypatch.setenv("VOXA_ASTERISK", str(tmp_path / "absent"))
     monkeypatch.chdir(tmp_path)
     import voxa.tasks.demo as demo
 

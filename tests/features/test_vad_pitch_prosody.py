@@ -2,6 +2,8 @@ import numpy as np
 import torch
 
 from voxa.features import PROSODY_STAT_NAMES, energy_vad, mfcc, pitch, prosody_statistics
+from voxa.features.pipeline import FeatureConfig, extract
+from voxa.features.prosody import PROSODY_WINDOW_NAMES, prosody_windows
 from voxa.features.vad import vad_from_log_energy
 
 
@@ -65,3 +67,53 @@ def test_prosody_statistics_of_a_tone_with_a_pause():
     assert 0.5 < s["voiced_fraction"] < 0.75
     assert 0.4 < s["pause_mean_s"] < 0.6
     assert abs(s["duration_s"] - 1.5) < 0.05
+
+
+def test_prosody_windows_of_a_tone():
+    w = prosody_windows(_tone(150.0, seconds=2.0), 16000)
+    assert w.shape == (15, len(PROSODY_WINDOW_NAMES)) == (15, 9)
+    cols = dict(zip(PROSODY_WINDOW_NAMES, w.T))
+    assert (cols["logf0_mean"] - np.log2(150.0)).abs().max() < 0.1
+    assert (cols["voiced_fraction"] > 0.95).all()
+    assert (cols["logf0_std"] < 0.05).all() and (cols["logf0_slope"].abs() < 0.1).all()
+
+
+def test_prosody_windows_of_silence_are_unvoiced():
+    w = prosody_windows(torch.zeros(16000), 16000)
+    cols = dict(zip(PROSODY_WINDOW_NAMES, w.T))
+    assert w.shape[0] > 0 and torch.isfinite(w).all()
+    assert (cols["voiced_fraction"] == 0).all()
+    for name in ("logf0_mean", "logf0_std", "logf0_range", "logf0_slope"):
+        assert (cols[name] == 0).all(), name
+
+
+def test_prosody_windows_slopes_are_per_second():
+    sr = 16000
+    t = torch.arange(2 * sr) / sr
+    f = 120 * 2 ** (t / 2)  # half an octave per second
+    glide = torch.sin(2 * np.pi * torch.cumsum(f, 0) / sr)
+    cols = dict(zip(PROSODY_WINDOW_NAMES, prosody_windows(glide, sr).T))
+    assert (cols["logf0_slope"] - 0.5).abs().max() < 0.05
+    assert (cols["logf0_mean"][1:] > cols["logf0_mean"][:-1]).all()
+    ramp = torch.linspace(0.05, 1.0, 2 * sr) * torch.sin(2 * np.pi * 150 * t)
+    assert (dict(zip(PROSODY_WINDOW_NAMES, prosody_windows(ramp, sr).T))["energy_slope"] > 0).all()
+
+
+def test_prosody_windows_of_a_short_utterance_is_one_window():
+    assert prosody_windows(_tone(150.0, seconds=0.2), 16000).shape == (1, 9)
+
+
+def test_prosody_windows_voiced_fraction_follows_a_pause():
+    x = torch.cat([_tone(150.0, seconds=1.0), torch.zeros(16000)])
+    vf = prosody_windows(x, 16000)[:, PROSODY_WINDOW_NAMES.index("voiced_fraction")]
+    assert vf[0] > 0.95 and vf[-1] == 0
+    assert (vf[1:] <= vf[:-1] + 1e-6).all()  # falls as the windows slide into the silence
+
+
+def test_pipeline_prosody_type_has_nine_columns():
+    x = _tone(150.0, seconds=1.5)
+    feats = extract(x, 16000, FeatureConfig(type="prosody", deltas=0, cmvn=None, vad=False))
+    assert feats.shape[1] == 9 and feats.shape[0] > 1
+    assert abs(feats[:, 0].mean().item() - np.log2(150.0)) < 0.1
+    with_deltas = extract(x, 16000, FeatureConfig(type="prosody", deltas=1, cmvn=None, vad=False))
+    assert with_deltas.shape == (feats.shape[0], 18)

@@ -24,7 +24,7 @@ Example:
 
 from __future__ import annotations
 
-from voxa.backends.calibration import LinearCalibration, MultiClassCalibration
+from voxa.backends.calibration import LinearCalibration, MultiClassCalibration, MultiClassFusion
 from voxa.backends.cosine import CosineScorer, cosine_scores
 from voxa.backends.logistic import LogisticBackend
 from voxa.backends.norm import as_norm, snorm, tnorm, znorm
@@ -41,10 +41,11 @@ BACKENDS: dict[str, type] = {
     "svm": SVMBackend,
     "logreg": LogisticBackend,
     "calibration": LinearCalibration,
+    "fusion": MultiClassFusion,
 }
 
 __all__ = [
-    "BACKENDS", "LDA", "PLDA", "WCCN", "CosineScorer", "LengthNorm", "LinearCalibration",
-    "LogisticBackend", "MultiClassCalibration", "SVMBackend", "as_norm", "cosine_scores", "snorm",
-    "tnorm", "znorm",
+    "BACKENDS", "CosineScorer", "LDA", "LengthNorm", "LinearCalibration", "LogisticBackend",
+    "MultiClassCalibration", "MultiClassFusion", "PLDA", "SVMBackend", "WCCN", "as_norm",
+    "cosine_scores", "snorm", "tnorm", "znorm",
 ]

@@ -206,3 +206,87 @@ class MultiClassCalibration(SavableBackend):
             else np.asarray(self.priors) / sum(self.priors)
         u = self.transform(X) + np.log(pi)
         return u - logsumexp(u, axis=1, keepdims=True)
+
+
+class MultiClassFusion(SavableBackend):
+    """Linear fusion of several systems' class-score matrices: ``sum_s a_s S_s + b``.
+
+    One weight per system and one offset per class (so a handful of parameters, not a classifier
+    over the stacked scores), fitted like :class:`MultiClassCalibration` by prior-weighted
+    multinomial logistic regression with flat priors: every class counts equally, which is what
+    unweighted average recall rewards. Each system's scores are standardised first (their own
+    mean and standard deviation over the training trials).
+
+    Args:
+        l2: ridge penalty on the weights (keeps them finite when one system separates the data).
+
+    Attributes:
+        weights_: ``[S]`` per-system weights (on standardised scores).
+        offsets_: ``[K]`` class offsets.
+        means_, scales_: ``[S]`` standardisation of each system's scores.
+
+    Example:
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> y = np.repeat([0, 1, 2], 30)
+        >>> good = np.eye(3)[y] * 2 + rng.normal(size=(90, 3))
+        >>> noise = rng.normal(size=(90, 3))
+        >>> f = MultiClassFusion().fit([good, noise], y)
+        >>> bool(f.weights_[0] > abs(f.weights_[1]))
+        True
+    """
+
+    _arrays = ("weights_", "offsets_", "means_", "scales_")
+    _scalars = ()
+
+    def __init__(self, l2: float = 1e-3) -> None:
+        self.l2 = float(l2)
+
+    def _stack(self, systems: Sequence[Any]) -> np.ndarray:
+        mats = [as_matrix(s, f"scores[{i}]") for i, s in enumerate(systems)]
+        if not mats or any(m.shape != mats[0].shape for m in mats):
+            raise VoxaError("fusion needs one or more score matrices of the same shape [n, K]")
+        return np.stack(mats)  # [S, n, K]
+
+    def fit(self, systems: Sequence[Any], y: Any) -> MultiClassFusion:
+        """Fit on ``systems`` (a list of ``[n, K]`` score matrices) with labels ``y`` (column indices)."""
+        X = self._stack(systems)
+        S, n, k = X.shape
+        codes = np.asarray(y).reshape(-1).astype(np.int64)
+        if codes.shape[0] != n or codes.min() < 0 or codes.max() >= k:
+            raise VoxaError(f"labels must be {n} column indices in 0..{k - 1}")
+        counts = np.bincount(codes, minlength=k)
+        if np.any(counts == 0):
+            raise VoxaError(f"labels: class {int(np.argmin(counts))} has no trials")
+        self.means_ = X.mean(axis=(1, 2))
+        self.scales_ = X.std(axis=(1, 2)) + 1e-12
+        Z = (X - self.means_[:, None, None]) / self.scales_[:, None, None]
+        w = (1.0 / k / counts)[codes]
+        onehot = np.eye(k)[codes]
+
+        def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+            a, b = theta[:S], theta[S:]
+            u = np.einsum("s,snk->nk", a, Z) + b
+            logp = log_softmax(u, axis=1)
+            g = w[:, None] * (np.exp(logp) - onehot)
+            val = -np.sum(w * logp[np.arange(n), codes]) + self.l2 * np.sum(a * a)
+            grad_a = np.einsum("nk,snk->s", g, Z) + 2 * self.l2 * a
+            return float(val), np.concatenate([grad_a, g.sum(axis=0)])
+
+        theta = _minimise(loss, np.concatenate([np.ones(S) / S, np.zeros(k)]), "MultiClassFusion")
+        self.weights_ = theta[:S]
+        self.offsets_ = theta[S:] - theta[S:].mean()
+        return self
+
+    def transform(self, systems: Sequence[Any]) -> np.ndarray:
+        """``[n, K]`` fused scores (log-likelihoods up to a per-row constant)."""
+        self._check_fitted()
+        X = self._stack(systems)
+        if X.shape[0] != self.weights_.shape[0]:
+            raise VoxaError(f"fusion was fitted on {self.weights_.shape[0]} systems, got {X.shape[0]}")
+        Z = (X - self.means_[:, None, None]) / self.scales_[:, None, None]
+        return np.einsum("s,snk->nk", self.weights_, Z) + self.offsets_
+
+    def predict_log_proba(self, systems: Sequence[Any]) -> np.ndarray:
+        """``[n, K]`` log-posteriors under flat priors."""
+        return log_softmax(self.transform(systems), axis=1)

@@ -15,6 +15,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--system", nargs="+", default=None, metavar="SYSTEM",
                    help="s1 (GMM, MFCC), s2 (i-vector + LDA), s3 (GMM, prosody), fusion, or a classify "
                         "system such as ivector-svm-rbf (default: s1 s2 s3 fusion, fusion reported)")
+    e.add_argument("--speaker-norm", action=argparse.BooleanOptionalAction, default=None,
+                   help="standardise each speaker's features over their utterances (default: on)")
     e.add_argument("--exp", required=True)
     e.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a setting of every system, e.g. gmm.n_components=32")
@@ -31,5 +33,6 @@ def _evaluate(args: argparse.Namespace) -> int:
         systems = None  # fusion alone means: the three systems and their fusion
     run_emotion(load_data_arg(args.data), args.exp, systems=systems,
                 overrides=apply_overrides({}, args.overrides) or None,
-                main=args.system[-1] if args.system else None)
+                main=args.system[-1] if args.system else None,
+                speaker_norm=True if args.speaker_norm is None else args.speaker_norm)
     return 0

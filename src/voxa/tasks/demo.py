@@ -108,6 +108,32 @@ def _stage_speaker_id(ctx: DemoContext) -> None:
             f"test utterances -> {ctx.out / 'speaker_id'}")
 
 
+def _stage_language_id(ctx: DemoContext) -> None:
+    """i-vector language ID on Debian's Asterisk prompts (5 languages), when they are installed."""
+    from voxa.data.corpora.asterisk import prepare_asterisk
+    from voxa.data.select import select
+    from voxa.tasks.classify import ClassifierConfig
+    from voxa.tasks.lid import run_lid
+
+    root = Path(os.environ.get("VOXA_ASTERISK", "/usr/share/asterisk/sounds"))
+    if not root.is_dir():
+        ctx.log(f"language ID skipped: no Asterisk prompts at {root} (scripts/setup.sh installs them)")
+        return
+    records = prepare_asterisk(root)
+    train = select(records, {"hash_fraction": [0.0, 0.7], "not_extra": ["nonspeech"]})
+    test = select(records, {"hash_fraction": [0.7, 1.0], "not_extra": ["nonspeech"]})
+    cfg = ClassifierConfig.from_dict({
+        "features": {"type": "sdc", "cmvn": "utt", "vad": True},
+        "gmm": {"n_components": 32 if ctx.quick else 64, "max_iter": 10},
+        "ivector": {"rank": 50 if ctx.quick else 100, "n_iter": 5}})
+    res = run_lid(train, test, cfg, ctx.out / "language_id", systems=["ivector-lda"], durations=(3.0, None))
+    ctx.summary["language_identification"] = {
+        "system": res["system"], "cavg": res["cavg"], "eer": res["eer"], "accuracy": res["accuracy"],
+        "languages": res["languages"], "results": str(ctx.out / "language_id" / "results.json")}
+    ctx.log(f"i-vector language ID over {', '.join(res['languages'])}: accuracy "
+            f"{100 * res['accuracy']:.1f} %, Cavg {100 * res['cavg']:.2f} % -> {ctx.out / 'language_id'}")
+
+
 def _stage_extraction(ctx: DemoContext) -> None:
     """Two talkers in a simulated room; the shipped model extracts each by its distance, and a sweep
     of the query estimates both distances."""
@@ -144,6 +170,7 @@ STAGES: list[tuple[str, Callable[[DemoContext], None]]] = [
     ("features", _stage_features),
     ("plot", _stage_plot),
     ("speaker_id", _stage_speaker_id),
+    ("language_id", _stage_language_id),
     ("extraction", _stage_extraction),
 ]
 

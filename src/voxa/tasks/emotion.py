@@ -7,9 +7,10 @@ The three systems of the field's classic set-up (after Kockmann, Burget & Cernoc
 - ``s2``: i-vectors on MFCC-39 with an LDA (Fisher discriminant) back-end, cosine to class means;
 - ``s3``: GMM-UBM on long-term prosodic features (pitch, energy and voicing statistics over 0.5 s
   windows, :func:`voxa.features.prosody.prosody_windows`);
-- ``fusion``: multinomial logistic regression on the three systems' standardised scores, trained for
-  each held-out speaker on the other speakers' held-out scores (so no score of the test speaker, and
-  no model trained on them, enters their fusion weights).
+- ``fusion``: linear score fusion (a weight per system and an offset per class, multinomial logistic
+  regression with flat class priors, :class:`voxa.backends.MultiClassFusion`), trained for each
+  held-out speaker on the other speakers' held-out scores (no score of the test speaker, and no
+  model trained on them, enters their fusion weights).
 
 Any :data:`voxa.tasks.classify.SYSTEMS` name also works as a system on MFCC-39.
 """
@@ -73,28 +74,46 @@ def loso_folds(records: Sequence[Record]) -> list[tuple[str, list[int], list[int
              [i for i, r in enumerate(records) if r.speaker == s]) for s in speakers]
 
 
-def _standardise(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    mu, sd = train.mean(0), train.std(0) + 1e-9
-    return (train - mu) / sd, (test - mu) / sd
-
-
 def fuse(scores: dict[str, np.ndarray], labels: Sequence[str], folds: list[tuple[str, list[int], list[int]]]
          ) -> np.ndarray:
-    """Out-of-fold fusion: per fold, logistic regression on the other folds' held-out scores."""
-    from voxa.backends import LogisticBackend
+    """Out-of-fold linear fusion (one weight per system, one offset per class): for each held-out
+    speaker, fitted on the other speakers' held-out scores."""
+    from voxa.backends import MultiClassFusion
 
-    X = np.concatenate([scores[k] for k in sorted(scores)], axis=1)
-    y = np.asarray(labels)
-    out = np.zeros((len(y), scores[next(iter(scores))].shape[1]))
+    names = sorted(scores)
+    classes = sorted(set(labels))
+    y = np.array([classes.index(v) for v in labels])
+    out = np.zeros((len(y), len(classes)))
     for _, tr, te in folds:
-        a, b = _standardise(X[tr], X[te])
-        model = LogisticBackend().fit(a, y[tr])
-        out[te] = model.predict_log_proba(b)
+        model = MultiClassFusion().fit([scores[k][tr] for k in names], y[tr])
+        out[te] = model.predict_log_proba([scores[k][te] for k in names])
+    return out
+
+
+def speaker_normalise(feats: Sequence[Any], speakers: Sequence[str]) -> list[Any]:
+    """Each utterance's frames standardised by its speaker's mean and deviation over all their frames.
+
+    Needs no labels, only the speaker's recordings, so it applies to a held-out speaker too; it takes
+    out the speaker's own pitch range, loudness and timbre, which a speaker-independent emotion model
+    would otherwise confuse with arousal.
+    """
+    import torch
+
+    groups: dict[str, list[int]] = {}
+    for i, s in enumerate(speakers):
+        groups.setdefault(s, []).append(i)
+    out = list(feats)
+    for idx in groups.values():
+        allf = torch.cat([feats[i] for i in idx])
+        mu, sd = allf.mean(0), allf.std(0).clamp(min=1e-5)
+        for i in idx:
+            out[i] = (feats[i] - mu) / sd
     return out
 
 
 def run_emotion(records: Sequence[Record], exp: str | os.PathLike, systems: Sequence[str] | None = None,
-                overrides: dict[str, Any] | None = None, main: str | None = None) -> dict[str, Any]:
+                overrides: dict[str, Any] | None = None, main: str | None = None,
+                speaker_norm: bool = False) -> dict[str, Any]:
     """Leave-one-speaker-out emotion recognition.
 
     Args:
@@ -107,6 +126,8 @@ def run_emotion(records: Sequence[Record], exp: str | os.PathLike, systems: Sequ
             settings.
         main: the system whose figures are the top-level ``uar``/``accuracy`` (default: fusion when
             run, else the first).
+        speaker_norm: standardise every speaker's features over all their utterances
+            (:func:`speaker_normalise`) before training and testing.
     """
     from voxa.metrics import (
         accuracy,
@@ -132,20 +153,33 @@ def run_emotion(records: Sequence[Record], exp: str | os.PathLike, systems: Sequ
     folds = loso_folds(records)
     t0 = time.perf_counter()
     scores: dict[str, np.ndarray] = {}
-    for name, (system, cfg) in specs.items():
-        feats_by_id = load_features(records, cfg.features, exp / "feats")
-        feats = [feats_by_id[r.id] for r in records]
-        out = np.zeros((len(records), len(classes)))
-        for spk, tr, te in folds:
+    feats_cache: dict[str, list] = {}
+    for name, (_, cfg) in specs.items():
+        key = cfg.features.key()
+        if key not in feats_cache:
+            by_id = load_features(records, cfg.features, exp / "feats")
+            feats = [by_id[r.id] for r in records]
+            if speaker_norm:
+                feats = speaker_normalise(feats, [r.speaker for r in records])
+            feats_cache[key] = feats
+        scores[name] = np.zeros((len(records), len(classes)))
+    for spk, tr, te in folds:
+        # systems with the same features and models share one front end per fold
+        front_ends: dict[str, FrontEnd] = {}
+        for name, (system, cfg) in specs.items():
             log.info("%s: held-out speaker %s", name, spk)
+            feats = feats_cache[cfg.features.key()]
             train_feats = [feats[i] for i in tr]
-            fe = FrontEnd(cfg).fit(train_feats, ivectors=system.startswith("ivector"))
-            (s,), cls = system_scores(system, fe, train_feats, [labels[i] for i in tr],
-                                      [[feats[i] for i in te]])
+            ivec = system.startswith("ivector")
+            key = json.dumps([cfg.to_dict() if ivec else {**cfg.to_dict(), "ivector": None}, ivec],
+                             sort_keys=True)
+            if key not in front_ends:
+                front_ends[key] = FrontEnd(cfg).fit(train_feats, ivectors=ivec)
+            (sc,), cls = system_scores(system, front_ends[key], train_feats, [labels[i] for i in tr],
+                                       [[feats[i] for i in te]])
             if cls != classes:
                 raise VoxaError(f"held-out speaker {spk}: training folds lack an emotion class")
-            out[te] = s
-        scores[name] = out
+            scores[name][te] = sc
     if FUSION in systems:
         scores[FUSION] = fuse({k: scores[k] for k in base}, labels, folds)
     per_system = {}
@@ -165,7 +199,7 @@ def run_emotion(records: Sequence[Record], exp: str | os.PathLike, systems: Sequ
         raise ConfigError(f"main system {main!r} was not run")
     results = {"system": main, "uar": per_system[main]["uar"], "accuracy": per_system[main]["accuracy"],
                "classes": classes, "folds": "loso", "n_speakers": len(folds), "n_utterances": len(records),
-               "systems": per_system,
+               "speaker_norm": speaker_norm, "systems": per_system,
                "config": {k: {"system": v[0], **v[1].to_dict()} for k, v in specs.items()},
                "seconds_total": round(time.perf_counter() - t0, 1)}
     write_text_atomic(exp / "results.json", json.dumps(results, indent=2))

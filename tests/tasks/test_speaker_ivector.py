@@ -1,0 +1,62 @@
+"""i-vector speaker verification back-ends on synthetic speaker vectors."""
+
+import numpy as np
+import pytest
+
+from voxa.errors import ConfigError
+from voxa.metrics.detection import eer
+from voxa.tasks.speaker_ivector import VERIFICATION_BACKENDS, backend_scores
+
+
+def _vectors(rng, n_speakers, per_speaker, dim=10, prefix="s"):
+    """Speaker means ~ N(0, 4 I), each vector its speaker's mean plus N(0, I)."""
+    means = rng.standard_normal((n_speakers, dim)) * 2.0
+    X = np.repeat(means, per_speaker, axis=0) + rng.standard_normal((n_speakers * per_speaker, dim))
+    spk = [f"{prefix}{i:02d}" for i in range(n_speakers) for _ in range(per_speaker)]
+    return X, spk
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    bg, bg_spk = _vectors(rng, 20, 8, prefix="bg")
+    ev, ev_spk = _vectors(rng, 10, 4, prefix="ev")  # speakers unseen by the back-ends
+    return bg, bg_spk, ev, ev_spk
+
+
+@pytest.mark.parametrize("backend", VERIFICATION_BACKENDS)
+def test_backend_scores_shape_and_finite(data, backend):
+    bg, bg_spk, ev, _ = data
+    s = backend_scores(backend, bg, bg_spk, ev[:7], ev[7:])
+    assert s.shape == (7, len(ev) - 7)
+    assert np.isfinite(s).all()
+
+
+@pytest.mark.parametrize("backend", VERIFICATION_BACKENDS)
+def test_backend_scores_separate_speakers(data, backend):
+    bg, bg_spk, ev, ev_spk = data
+    s = backend_scores(backend, bg, bg_spk, ev, ev)
+    same = np.equal.outer(ev_spk, ev_spk)
+    off = ~np.eye(len(ev), dtype=bool)  # no utterance against itself
+    scores, labels = s[off], same[off]
+    assert scores[labels].mean() > scores[~labels].mean()
+    assert eer(scores, labels) < 0.15
+
+
+def test_cosine_backend_is_symmetric(data):
+    bg, bg_spk, ev, _ = data
+    s = backend_scores("cosine", bg, bg_spk, ev, ev)
+    np.testing.assert_allclose(s, s.T, atol=1e-9)
+
+
+def test_lda_dim_is_used(data):
+    bg, bg_spk, ev, _ = data
+    full = backend_scores("lda-wccn-cosine", bg, bg_spk, ev, ev)
+    two = backend_scores("lda-wccn-cosine", bg, bg_spk, ev, ev, lda_dim=2)
+    assert full.shape == two.shape and not np.allclose(full, two)
+
+
+def test_unknown_backend_is_an_error(data):
+    bg, bg_spk, ev, _ = data
+    with pytest.raises(ConfigError, match="unknown back-end 'svm'"):
+        backend_scores("svm", bg, bg_spk, ev, ev)
