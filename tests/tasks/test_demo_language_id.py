@@ -37,7 +37,8 @@ def test_language_id_stage_reports_accuracy(tmp_path, fake_asterisk):
     res = ctx.summary["language_identification"]
     assert res["languages"] == ["en", "fr"]
     assert res["accuracy"] >= 0.9
-    assert json.loads((tmp_path / "out" / "language_id" / "results.json").read_text())["system"] == "ivector-lda"
+    saved = json.loads((tmp_path / "out" / "language_id" / "results.json").read_text())
+    assert saved["system"] == "ivector-lda"
 
 
 def test_language_id_stage_skips_without_prompts(tmp_path, monkeypatch, capsys):
