@@ -119,8 +119,6 @@ def test_ivector_extract_writes_vectors_with_labels(vectors):
     assert labels["spk0-2"] == {"speaker": "spk0", "language": "xx"}
 
 
-@pytest.mark.xfail(strict=True, reason="src/voxa/cli/ivector.py _extract reuses exp/feats, whose cache "
-                                       "holds the training set's utterances: ConfigError")
 def test_ivector_extract_of_other_data_than_the_training_set(vectors, tmp_path):
     exp, _, _ = vectors
     rc = main(["ivector", "extract", str(exp.parent / "test.jsonl"), "--exp", str(exp),

@@ -124,10 +124,11 @@ def _score(args: argparse.Namespace) -> int:
     trials = read_trials(args.trials)
     label = json.loads((Path(args.model) / "chain.json").read_text()).get("label", "speaker")
     groups: dict[str, list[int]] = {}
+    id_set = set(e_ids)
     for i, u in enumerate(e_ids):
         groups.setdefault(u, []).append(i)
         lab = e_labels.get(u, {}).get(label)
-        if lab is not None and lab not in set(e_ids):
+        if lab is not None and lab not in id_set:
             groups.setdefault(lab, []).append(i)
     t_row = {u: i for i, u in enumerate(t_ids)}
     models = sorted({t.enroll for t in trials})

@@ -25,6 +25,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     e.set_defaults(func=_extract)
 
 
+def data_key(records) -> str:
+    """A folder name unique to a list of utterances, so each data set keeps its own feature cache."""
+    import hashlib
+
+    return "data-" + hashlib.sha1("\n".join(sorted(r.id for r in records)).encode()).hexdigest()[:10]
+
+
 def _train(args: argparse.Namespace) -> int:
     from voxa.cli.common import load_data_arg
     from voxa.cli.lid import load_config
@@ -35,7 +42,7 @@ def _train(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
     exp = Path(args.exp)
     records = load_data_arg(args.data)
-    feats = load_features(records, cfg.features, exp / "feats")
+    feats = load_features(records, cfg.features, exp / "feats" / data_key(records))
     fe = FrontEnd(cfg).fit([feats[r.id] for r in records], ivectors=True)
     fe.tv.save(exp / "tv.safetensors")
     write_text_atomic(exp / "config.json", json.dumps(cfg.to_dict(), indent=2))
@@ -61,7 +68,7 @@ def _extract(args: argparse.Namespace) -> int:
     fe.tv = TotalVariability.load(exp / "tv.safetensors")
     fe.ubm = fe.tv.ubm_
     records = load_data_arg(args.data)
-    feats = load_features(records, cfg.features, exp / "feats")
+    feats = load_features(records, cfg.features, exp / "feats" / data_key(records))
     ids = [r.id for r in records]
     X = fe.ivectors([feats[u] for u in ids])
     meta = {r.id: {k: v for k, v in (("speaker", r.speaker), ("language", r.language),

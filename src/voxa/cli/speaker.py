@@ -100,7 +100,9 @@ def _enroll(args: argparse.Namespace) -> int:
         if (exp / "config.json").is_file() else _config(args)
     ubm = GaussianMixture.load(exp / "ubm.safetensors")
     records = _data(args.data)
-    feats = load_features(records, cfg.features, exp / "feats_enroll")
+    from voxa.cli.ivector import data_key
+
+    feats = load_features(records, cfg.features, exp / "feats_enroll" / data_key(records))
     models = enroll(ubm, feats, _groups_by_speaker(records), cfg.gmm)
     for name, m in models.items():
         m.save(exp / "models" / f"{name}.safetensors")

@@ -58,7 +58,10 @@ def select(records: Sequence[Record], spec: dict[str, Any] | None) -> list[Recor
             raise ConfigError(f"hash_fraction must be [lo, hi] within [0, 1], got {bounds!r}")
         out = [r for r in out if bounds[0] <= id_fraction(r.id) < bounds[1] or (bounds[1] == 1 and
                                                                                   id_fraction(r.id) == 1)]
-    for key in spec.get("not_extra") or []:
+    keys = spec.get("not_extra") or []
+    if isinstance(keys, str):
+        keys = [keys]
+    for key in keys:
         out = [r for r in out if not r.extra.get(key)]
     if spec.get("per_speaker") is not None:
         start, stop = spec["per_speaker"]

@@ -134,6 +134,7 @@ def run_lid(train: Sequence[Record], test: Sequence[Record], cfg: ClassifierConf
     if not conditions:
         raise VoxaError("no duration condition has test utterances")
     pairs = shared_speaker_pairs(train)
+    plot_name = "full" if any(c[0] == "full" for c in conditions) else conditions[-1][0]
     table: dict[str, dict[str, Any]] = {}
     for system in systems:
         sets = [c[1] for c in conditions] + [c[3] for c in conditions]
@@ -163,7 +164,7 @@ def run_lid(train: Sequence[Record], test: Sequence[Record], cfg: ClassifierConf
                 entry["shared_speaker_pair_accuracy"] = confound
             table[system][name] = entry
             np.save(exp / f"scores_{system}_{name}.npy", llr)
-            if name == "full" or k == len(conditions) - 1:
+            if name == plot_name:
                 pred = [languages[i] for i in llr.argmax(1)]
                 cm, _ = confusion_matrix(labels, pred, labels=languages)
                 plot_confusion_matrix(cm, languages, exp / f"confusion_{system}.png",
