@@ -34,5 +34,5 @@ def _evaluate(args: argparse.Namespace) -> int:
     run_emotion(load_data_arg(args.data), args.exp, systems=systems,
                 overrides=apply_overrides({}, args.overrides) or None,
                 main=args.system[-1] if args.system else None,
-                speaker_norm=True if args.speaker_norm is None else args.speaker_norm)
+                speaker_norm=args.speaker_norm is not False)
     return 0

@@ -113,7 +113,7 @@ def speaker_normalise(feats: Sequence[Any], speakers: Sequence[str]) -> list[Any
 
 def run_emotion(records: Sequence[Record], exp: str | os.PathLike, systems: Sequence[str] | None = None,
                 overrides: dict[str, Any] | None = None, main: str | None = None,
-                speaker_norm: bool = False) -> dict[str, Any]:
+                speaker_norm: bool = True) -> dict[str, Any]:
     """Leave-one-speaker-out emotion recognition.
 
     Args:

@@ -119,7 +119,7 @@ def _run_classifier_task(recipe: dict[str, Any], sets: dict[str, Any], exp_dir: 
 
         overrides = {k: recipe[k] for k in ("features", "gmm", "ivector") if k in recipe}
         return run_emotion(_need(sets, "all", path), exp_dir, systems=systems, overrides=overrides or None,
-                           main=recipe.get("main"))
+                           main=recipe.get("main"), speaker_norm=bool(recipe.get("speaker_norm", True)))
     cfg = ClassifierConfig.from_dict({k: recipe[k] for k in ("features", "gmm", "ivector") if k in recipe})
     if task == "language-id":
         from voxa.tasks.lid import DEFAULT_DURATIONS, run_lid
@@ -134,7 +134,8 @@ def _run_classifier_task(recipe: dict[str, Any], sets: dict[str, Any], exp_dir: 
     return run_ivector_verification(_need(sets, "background", path), _need(sets, "eval", path), cfg, exp_dir,
                                     nontarget_ratio=float(trials.get("nontarget_ratio", 1.0)),
                                     seed=int(trials.get("seed", 0)),
-                                    backends=recipe.get("backends", list(VERIFICATION_BACKENDS)))
+                                    backends=recipe.get("backends", list(VERIFICATION_BACKENDS)),
+                                    segment_frames=recipe.get("segment_frames", 300))
 
 
 def _need(sets: dict[str, Any], name: str, path: Any) -> Any:

@@ -25,6 +25,8 @@ from voxa.tasks.trials import Trial, make_trials, read_trials, write_trials
 from voxa.utils.atomic import write_text_atomic
 
 VERIFICATION_BACKENDS = ("cosine", "lda-wccn-cosine", "plda", "lda-plda")
+# joint factor analysis with linear scoring is scored beside the i-vector back-ends
+SYSTEMS = VERIFICATION_BACKENDS + ("jfa",)
 
 
 def backend_scores(backend: str, bg: np.ndarray, bg_spk: Sequence[str], enroll: np.ndarray, test: np.ndarray,
@@ -62,13 +64,50 @@ def backend_scores(backend: str, bg: np.ndarray, bg_spk: Sequence[str], enroll: 
     return PLDA().fit(X, y).score(E, T)
 
 
+def segment(feats: Sequence[Any], speakers: Sequence[str], frames: int) -> tuple[list[Any], list[str]]:
+    """Each utterance cut into consecutive pieces of ``frames`` frames (a shorter rest is dropped
+    unless it is the whole utterance), with its speaker label repeated."""
+    out_f, out_s = [], []
+    for f, sp in zip(feats, speakers):
+        n = max(1, f.shape[0] // frames)
+        for k in range(n):
+            out_f.append(f[k * frames:(k + 1) * frames] if f.shape[0] >= frames else f)
+            out_s.append(sp)
+    return out_f, out_s
+
+
+def jfa_scores(fe: FrontEnd, bg_feats: Sequence[Any], bg_spk: Sequence[str], utts: Sequence[Any],
+               cfg: ClassifierConfig, speaker_rank: int = 100, channel_rank: int = 50) -> np.ndarray:
+    """``[len(utts), len(utts)]`` JFA linear scores (each utterance enrolled as a model, every
+    utterance tested), with V, U and D trained on the background speakers."""
+    from voxa.ivector import JointFactorAnalysis, baum_welch_stats
+
+    top_c = cfg.ivector.top_c
+    bg_stats = baum_welch_stats(fe.ubm, list(bg_feats), top_c=top_c)
+    n_spk = len(set(bg_spk))
+    jfa = JointFactorAnalysis(speaker_rank=min(speaker_rank, n_spk - 1), channel_rank=channel_rank,
+                              n_iter=cfg.ivector.n_iter, seed=cfg.ivector.seed, progress=False)
+    jfa.fit(bg_stats, list(bg_spk), fe.ubm)
+    stats = baum_welch_stats(fe.ubm, list(utts), top_c=top_c)
+    models = jfa.enroll(stats)
+    out = jfa.score(models, stats)
+    return (out.detach().cpu().numpy() if hasattr(out, "detach") else np.asarray(out)).astype(np.float64)
+
+
 def run_ivector_verification(background: Sequence[Record], test_set: Sequence[Record],
                              cfg: ClassifierConfig, exp: str | os.PathLike,
                              trials: Sequence[Trial] | str | os.PathLike | None = None,
                              nontarget_ratio: float = 1.0, seed: int = 0,
-                             backends: Sequence[str] = VERIFICATION_BACKENDS) -> dict[str, Any]:
+                             backends: Sequence[str] = VERIFICATION_BACKENDS,
+                             segment_frames: int | None = 300) -> dict[str, Any]:
     """i-vector speaker verification; writes ``results.json`` (``eer``/``min_dcf`` of the first
-    back-end at the top, every back-end under ``backends``), ``scores_<backend>`` and ``det.png``."""
+    back-end at the top, every back-end under ``backends``), ``scores_<backend>`` and ``det.png``.
+
+    LDA, WCCN, PLDA and JFA learn from the spread of a speaker's recordings; when the background has
+    speakers with a single utterance (LibriSpeech's train-clean-100 here), every background
+    utterance is also cut into pieces of ``segment_frames`` feature frames (``None``: never), so
+    each speaker has several -- within-session variability only, which the results record.
+    """
     from voxa.metrics import detection_metrics, plot_det
 
     exp = Path(exp)
@@ -86,7 +125,15 @@ def run_ivector_verification(background: Sequence[Record], test_set: Sequence[Re
         raise VoxaError("the background set needs speaker labels of at least two speakers")
     fe = FrontEnd(cfg).fit([feats[r.id] for r in background], ivectors=True)
     fe.tv.save(exp / "tv.safetensors")
-    bg = fe.ivectors([feats[r.id] for r in bg_recs])
+    bg_feats = [feats[r.id] for r in bg_recs]
+    bg_spk = [r.speaker for r in bg_recs]
+    counts: dict[str, int] = {}
+    for sp in bg_spk:
+        counts[sp] = counts.get(sp, 0) + 1
+    segmented = bool(segment_frames) and min(counts.values()) < 2
+    if segmented:
+        bg_feats, bg_spk = segment(bg_feats, bg_spk, int(segment_frames))
+    bg = fe.ivectors(bg_feats)
     ids = sorted({t.enroll for t in trials} | {t.test for t in trials})
     missing = [u for u in ids if u not in feats]
     if missing:
@@ -95,18 +142,27 @@ def run_ivector_verification(background: Sequence[Record], test_set: Sequence[Re
     row = {u: i for i, u in enumerate(ids)}
     labels = np.array([t.target for t in trials])
     per_backend, curves = {}, {}
+    unknown = [b for b in backends if b not in SYSTEMS]
+    if unknown:
+        raise ConfigError(f"unknown verification system {unknown[0]!r}; one of {', '.join(SYSTEMS)}")
     for b in backends:
-        m = backend_scores(b, bg, [r.speaker for r in bg_recs], iv, iv, cfg.ivector.lda_dim)
+        if b == "jfa":
+            m = jfa_scores(fe, bg_feats, bg_spk,
+                           [feats[u] for u in ids], cfg)
+        else:
+            m = backend_scores(b, bg, bg_spk, iv, iv, cfg.ivector.lda_dim)
         scores = np.array([m[row[t.enroll], row[t.test]] for t in trials])
         write_text_atomic(exp / f"scores_{b}", "".join(f"{t.enroll} {t.test} {s:.6f}\n"
                                                        for t, s in zip(trials, scores)))
         per_backend[b] = {k: (float(v) if isinstance(v, (float, np.floating)) else v)
                           for k, v in detection_metrics(scores, labels).items()}
-        curves[f"i-vector {b}"] = (scores, labels)
+        curves["JFA" if b == "jfa" else f"i-vector {b}"] = (scores, labels)
     plot_det(curves, exp / "det.png", title="speaker verification, i-vectors")
     first = per_backend[backends[0]]
-    results = {"system": f"ivector-{backends[0]}", "eer": first["eer"], "min_dcf": first.get("min_dcf"),
+    name = backends[0] if backends[0] == "jfa" else f"ivector-{backends[0]}"
+    results = {"system": name, "eer": first["eer"], "min_dcf": first.get("min_dcf"),
                "backends": per_backend, "n_trials": len(trials), "n_background": len(background),
+               "background_segmented": segmented, "n_background_vectors": len(bg_feats),
                "config": cfg.to_dict(), "seconds_total": round(time.perf_counter() - t0, 1)}
     write_text_atomic(exp / "results.json", json.dumps(results, indent=2))
     print_table({f"{b} eer": v["eer"] for b, v in per_backend.items()},
