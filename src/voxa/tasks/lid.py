@@ -34,7 +34,7 @@ from voxa.utils.atomic import write_text_atomic
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SYSTEM = "ivector-lda"
+DEFAULT_SYSTEM = "ivector-svm-rbf"
 DEFAULT_DURATIONS: tuple[float | None, ...] = (1.0, 3.0, None)
 # feature frames per second of speech (10 ms hop): duration conditions count kept frames
 FRAMES_PER_SECOND = 100
@@ -95,7 +95,8 @@ def run_lid(train: Sequence[Record], test: Sequence[Record], cfg: ClassifierConf
         cfg: features, UBM and i-vector settings shared by the systems.
         exp: output folder: ``results.json`` (``cavg``, ``eer``, ``accuracy`` of the main system at full
             length, and every system x duration), ``table.md``, ``confusion.png``.
-        systems: names of :data:`voxa.tasks.classify.SYSTEMS` (default: the best found, ivector-lda).
+        systems: names of :data:`voxa.tasks.classify.SYSTEMS` (default: the best found on the
+            Asterisk prompts, ivector-svm-rbf).
         durations: test conditions in seconds of speech (``None``: full length).
         dev_fraction: share of each language's training utterances used to fit the calibration.
         seed: seed of that split.
