@@ -45,12 +45,16 @@ def preset(name: str) -> TsePreset:
                          mixing=MixtureConfig(seconds=4.0, rate=16000, r_spk=0.5))
     if name == "cpu":
         # 8 kHz, 1 s, D = H = 32, 2 DQ + 2 TS (0.17 M parameters); talkers kept >= 1 m apart so that a
-        # present query never selects both (which would reward passing the mixture through)
-        return TsePreset(model="dqts", model_config={"dim": 32, "hidden": 32, "n_dq": 2, "n_ts": 2},
+        # present query never selects both (which would reward passing the mixture through); forget
+        # gates start near 0.95 so the query step reaches every frame; presence stays 0.9, since a
+        # model that does not yet use the query is pushed to silence at 0.7; the learning rate is
+        # only cut after 10 stale epochs (1,000 steps), as validation on 64 items is noisy
+        return TsePreset(model="dqts", model_config={"dim": 32, "hidden": 32, "n_dq": 2, "n_ts": 2,
+                                                      "forget_bias": 3.0},
                          mixing=MixtureConfig(seconds=1.0, rate=8000, r_spk=0.5, min_talker_gap=1.0),
-                         trainer=TrainerConfig(epochs=40, batch_size=8, lr_patience=3, checkpoint_every=50,
+                         trainer=TrainerConfig(epochs=40, batch_size=8, lr_patience=10, checkpoint_every=50,
                                                max_seconds=3600.0),
-                         epoch_size=800, valid_size=64)
+                         presence_schedule=(0.9, 0.9), epoch_size=800, valid_size=64)
     if name == "tiny":
         return TsePreset(model="dqts", model_config={"dim": 8, "hidden": 8, "n_dq": 1, "n_ts": 0},
                          mixing=MixtureConfig(seconds=0.5, rate=8000, r_spk=0.5, min_talker_gap=1.0),
