@@ -60,3 +60,37 @@ def test_unknown_backend_is_an_error(data):
     bg, bg_spk, ev, _ = data
     with pytest.raises(ConfigError, match="unknown back-end 'svm'"):
         backend_scores("svm", bg, bg_spk, ev, ev)
+
+
+def test_segment_cuts_utterances_into_labelled_pieces():
+    import torch
+
+    from voxa.tasks.speaker_ivector import segment
+
+    feats, spk = segment([torch.zeros(650, 3), torch.zeros(120, 3)], ["a", "b"], 300)
+    assert [f.shape[0] for f in feats] == [300, 300, 120]
+    assert spk == ["a", "a", "b"]
+
+
+def test_jfa_scores_rank_same_speaker_pairs_higher():
+    import torch
+
+    from voxa.metrics.detection import eer
+    from voxa.tasks.classify import ClassifierConfig, FrontEnd
+    from voxa.tasks.speaker_ivector import jfa_scores
+
+    g = torch.Generator().manual_seed(0)
+    means = 2.0 * torch.randn(34, 4, generator=g)
+    feats, spk = [], []
+    for s in range(34):
+        for _ in range(5):
+            feats.append(torch.randn(80, 4, generator=g) + means[s] + 0.2 * torch.randn(4, generator=g))
+            spk.append(str(s))
+    cfg = ClassifierConfig.from_dict({"gmm": {"n_components": 4, "max_iter": 3},
+                                      "ivector": {"rank": 3, "n_iter": 3}})
+    fe = FrontEnd(cfg).fit(feats, ivectors=False)
+    m = jfa_scores(fe, feats[:150], spk[:150], feats[150:], cfg, speaker_rank=4, channel_rank=2)
+    same = np.array([[a == b for b in spk[150:]] for a in spk[150:]])
+    off = ~np.eye(len(same), dtype=bool)
+    assert m.shape == (20, 20)
+    assert eer(m[off], same[off]) < 0.3  # chance is 0.5
