@@ -126,3 +126,18 @@ def test_missing_audio_names_the_file(tmp_path):
     rec = Record(id="a", path=str(tmp_path / "gone.wav"))
     with pytest.raises(VoxaError, match="gone.wav: file not found"):
         extract_record(rec, FeatureConfig())
+
+
+def test_baum_welch_stats_stream_from_a_feature_store(tmp_path, records):
+    from voxa.features.store import FeatureReader
+    from voxa.gmm import GaussianMixture
+    from voxa.ivector import baum_welch_stats
+
+    idx = compute_features(records, FeatureConfig(), tmp_path / "f")
+    reader = FeatureReader(idx)
+    frames = {k: reader[k] for k in reader.keys()}
+    ubm = GaussianMixture(4, max_iter=2, random_state=0).fit(torch.cat(list(frames.values())))
+    streamed = baum_welch_stats(ubm, reader)
+    in_memory = baum_welch_stats(ubm, frames)
+    assert streamed.ids == in_memory.ids == list(reader.keys())
+    torch.testing.assert_close(streamed.F, in_memory.F)

@@ -332,7 +332,9 @@ def iter_baum_welch_stats(ubm: GaussianMixture,
     Args:
         ubm: Fitted :class:`~voxa.gmm.GaussianMixture` (diag or full covariances).
         utterances: Per-utterance frames ``[T_u, d]`` (numpy or torch): a list/iterable, a
-            zero-argument callable returning one, or a mapping id -> frames (ids are kept).
+            zero-argument callable returning one, or a mapping id -> frames such as a
+            :class:`voxa.features.store.FeatureReader` (ids are kept; frames are read one batch at
+            a time).
         top_c: Keep only each frame's ``C`` most likely components (posteriors renormalised over
             them, the rest zero); ``None`` for exact posteriors.
         batch_frames: Frames per batch (default: about 8M elements of ``[frames, K]``); an
@@ -356,9 +358,12 @@ def iter_baum_welch_stats(ubm: GaussianMixture,
         width = K + (2 * d if second_order else d)
         batch_frames = max(256, _BUDGET // width)
     ids_iter: Iterator[str] | None = None
-    if isinstance(utterances, Mapping):
-        ids_iter = iter([str(k) for k in utterances.keys()])
-        source: Iterable[Any] = utterances.values()
+    mapping_like = hasattr(utterances, "keys") and hasattr(utterances, "__getitem__")
+    if isinstance(utterances, Mapping) or mapping_like:
+        # mappings, and readers that behave like one (voxa.features.store.FeatureReader), read lazily
+        keys = list(utterances.keys())
+        ids_iter = iter([str(k) for k in keys])
+        source: Iterable[Any] = (utterances[k] for k in keys)
     elif callable(utterances):
         source = utterances()
     else:

@@ -2,7 +2,8 @@
 
 Pipeline: features (MFCC-39 by default; SDC 7-1-3-7 + statics, the LID front end of
 Torres-Carrasquillo et al. 2002, with ``features.type=sdc``) -> a front end trained once
-(UBM, i-vector extractor) -> each system's per-language scores -> multi-class calibration fitted on a held-out development part of the training data ->
+(UBM, i-vector extractor) -> each system's per-language scores -> multi-class calibration fitted on
+a held-out development part of the training data ->
 detection LLRs -> Cavg (LRE 2009 / OLR, P_target 0.5), minimum Cavg, pooled EER and accuracy, for
 test segments of 1 s, 3 s and full length (a duration condition holds the test utterances with at
 least that much speech, cut to it).
