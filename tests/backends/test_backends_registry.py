@@ -11,7 +11,7 @@ from voxa.backends import BACKENDS, LDA, PLDA, WCCN, LengthNorm
 
 def test_registry_names_the_back_ends() -> None:
     assert set(BACKENDS) == {"lnorm", "lda", "wccn", "plda", "cosine", "svm", "logreg",
-                             "calibration"}
+                             "calibration", "fusion"}
     for cls in BACKENDS.values():
         assert callable(cls.save) and callable(cls.load)
 
@@ -24,6 +24,8 @@ def test_fit_returns_self_and_clone_keeps_params(name: str) -> None:
     model = BACKENDS[name]()
     if name == "calibration":
         X, y = X[:, 0], (y == 0)
+    if name == "fusion":  # fuses several systems' [n, classes] score matrices
+        X, y = [X, X[:, ::-1]], y % 3
     assert model.fit(X, y) is model
     assert clone(model).get_params() == model.get_params()
 

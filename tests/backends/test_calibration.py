@@ -90,3 +90,17 @@ def test_bad_inputs_raise_clear_errors() -> None:
         MultiClassCalibration().fit(np.zeros((3, 3)), [0, 1, 1])
     with pytest.raises(ConfigError, match="duplicates"):
         MultiClassCalibration(classes=["a", "a"])
+
+
+def test_fusion_weights_the_informative_system_and_round_trips(tmp_path):
+    from voxa.backends import MultiClassFusion
+
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1, 2], 40)
+    good = 2.0 * np.eye(3)[y] + rng.normal(size=(120, 3))
+    noise = rng.normal(size=(120, 3))
+    f = MultiClassFusion().fit([good, noise], y)
+    assert f.weights_[0] > 3 * abs(f.weights_[1])
+    assert np.mean(f.transform([good, noise]).argmax(1) == y) > 0.8
+    g = MultiClassFusion.load(f.save(tmp_path / "f.safetensors"))
+    np.testing.assert_allclose(g.transform([good, noise]), f.transform([good, noise]))
