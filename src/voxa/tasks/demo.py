@@ -123,7 +123,7 @@ def _stage_language_id(ctx: DemoContext) -> None:
     train = select(records, {"hash_fraction": [0.0, 0.7], "not_extra": ["nonspeech"]})
     test = select(records, {"hash_fraction": [0.7, 1.0], "not_extra": ["nonspeech"]})
     cfg = ClassifierConfig.from_dict({
-        "features": {"type": "sdc", "cmvn": "utt", "vad": True},
+        "features": {"type": "mfcc", "deltas": 2, "cmvn": "utt", "vad": True},
         "gmm": {"n_components": 32 if ctx.quick else 64, "max_iter": 10},
         "ivector": {"rank": 50 if ctx.quick else 100, "n_iter": 5}})
     res = run_lid(train, test, cfg, ctx.out / "language_id", systems=["ivector-lda"], durations=(3.0, None))
