@@ -25,15 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     e.set_defaults(func=_extract)
 
 
-def data_key(records) -> str:
-    """A folder name unique to a list of utterances, so each data set keeps its own feature cache."""
-    import hashlib
-
-    return "data-" + hashlib.sha1("\n".join(sorted(r.id for r in records)).encode()).hexdigest()[:10]
-
-
 def _train(args: argparse.Namespace) -> int:
-    from voxa.cli.common import load_data_arg
+    from voxa.cli.common import data_key, load_data_arg
     from voxa.cli.lid import load_config
     from voxa.tasks.classify import FrontEnd
     from voxa.tasks.speaker import load_features
@@ -52,7 +45,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _extract(args: argparse.Namespace) -> int:
-    from voxa.cli.common import load_data_arg
+    from voxa.cli.common import data_key, load_data_arg
     from voxa.errors import VoxaError
     from voxa.ivector import TotalVariability
     from voxa.tasks.classify import ClassifierConfig, FrontEnd

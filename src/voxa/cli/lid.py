@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -32,24 +31,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def load_config(path: str | None, overrides: list[str], default: dict | None = None):
     """A :class:`~voxa.tasks.classify.ClassifierConfig` from a YAML file (or ``default``) and overrides."""
-    import copy
-
-    import yaml
-
-    from voxa.errors import ConfigError
+    from voxa.cli.common import config_dict
     from voxa.tasks.classify import ClassifierConfig
-    from voxa.tasks.recipe import apply_overrides
 
-    d = copy.deepcopy(default or {})
-    if path:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"{p}: config not found")
-        try:
-            d = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from None
-    return ClassifierConfig.from_dict(apply_overrides(d, overrides))
+    return ClassifierConfig.from_dict(config_dict(path, overrides, default))
 
 
 def _evaluate(args: argparse.Namespace) -> int:

@@ -43,19 +43,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _config(args: argparse.Namespace):
-    import yaml
-
-    from voxa.errors import ConfigError
-    from voxa.tasks.recipe import apply_overrides
+    from voxa.cli.common import config_dict
     from voxa.tasks.speaker import SpeakerConfig
 
-    d = {}
-    if args.config:
-        p = Path(args.config)
-        if not p.is_file():
-            raise ConfigError(f"{p}: config not found")
-        d = yaml.safe_load(p.read_text()) or {}
-    return SpeakerConfig.from_dict(apply_overrides(d, args.overrides))
+    return SpeakerConfig.from_dict(config_dict(args.config, args.overrides))
 
 
 def _data(path: str):
@@ -100,7 +91,7 @@ def _enroll(args: argparse.Namespace) -> int:
         if (exp / "config.json").is_file() else _config(args)
     ubm = GaussianMixture.load(exp / "ubm.safetensors")
     records = _data(args.data)
-    from voxa.cli.ivector import data_key
+    from voxa.cli.common import data_key
 
     feats = load_features(records, cfg.features, exp / "feats_enroll" / data_key(records))
     models = enroll(ubm, feats, _groups_by_speaker(records), cfg.gmm)

@@ -97,17 +97,16 @@ def speaker_normalise(feats: Sequence[Any], speakers: Sequence[str]) -> list[Any
     out the speaker's own pitch range, loudness and timbre, which a speaker-independent emotion model
     would otherwise confuse with arousal.
     """
-    import torch
+    from voxa.features.cmvn import GlobalCMVN
 
     groups: dict[str, list[int]] = {}
     for i, s in enumerate(speakers):
         groups.setdefault(s, []).append(i)
     out = list(feats)
     for idx in groups.values():
-        allf = torch.cat([feats[i] for i in idx])
-        mu, sd = allf.mean(0), allf.std(0).clamp(min=1e-5)
+        stats = GlobalCMVN(norm_vars=True).fit(feats[i] for i in idx)
         for i in idx:
-            out[i] = (feats[i] - mu) / sd
+            out[i] = stats.transform(feats[i])
     return out
 
 

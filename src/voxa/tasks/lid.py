@@ -112,8 +112,7 @@ def run_lid(train: Sequence[Record], test: Sequence[Record], cfg: ClassifierConf
     exp = Path(exp)
     exp.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    everything = sorted({r.id: r for r in list(train) + list(test)}.values(), key=lambda r: r.id)
-    feats_by_id = load_features(everything, cfg.features, exp / "feats")
+    feats_by_id = load_features(list(train) + list(test), cfg.features, exp / "feats")
     fit_idx, dev_idx = dev_split(train, dev_fraction, seed)
     fit_feats = [feats_by_id[train[i].id] for i in fit_idx]
     fit_labels = [train[i].language for i in fit_idx]

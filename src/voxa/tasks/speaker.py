@@ -24,7 +24,7 @@ from voxa.data.manifest import Record
 from voxa.errors import ConfigError, VoxaError
 from voxa.features.pipeline import FeatureConfig, compute_features
 from voxa.features.store import FeatureReader
-from voxa.tasks.trials import Trial, make_trials, read_trials, write_trials
+from voxa.tasks.trials import Trial, prepare_trials
 from voxa.utils.atomic import write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -87,8 +87,12 @@ class SpeakerConfig:
 def load_features(records: Sequence[Record], cfg: FeatureConfig, outdir: str | os.PathLike
                   ) -> dict[str, torch.Tensor]:
     """Compute (or reuse) stored features for ``records`` under ``outdir/<settings key>`` and load
-    them into memory by id (so that runs with other feature settings never mix)."""
-    index = compute_features(records, cfg, Path(outdir) / cfg.key(), progress=True)
+    them into memory by id (so that runs with other feature settings never mix).
+
+    ``records`` may list an utterance more than once (e.g. several sets concatenated); each is
+    computed once, in id order, so the same utterances always make the same store."""
+    unique = sorted({r.id: r for r in records}.values(), key=lambda r: r.id)
+    index = compute_features(unique, cfg, Path(outdir) / cfg.key(), progress=True)
     reader = FeatureReader(index)
     feats = {k: reader[k] for k in reader.keys()}
     empty = [k for k, v in feats.items() if v.shape[0] == 0]
@@ -218,14 +222,9 @@ def run_verification(background: Sequence[Record], enroll_set: Sequence[Record],
 
     exp = Path(exp)
     exp.mkdir(parents=True, exist_ok=True)
-    if trials is None:
-        trials = make_trials(test_set, nontarget_ratio, seed)
-    elif not isinstance(trials, (list, tuple)):
-        trials = read_trials(trials)
-    write_trials(exp / "trials", trials)
+    trials = prepare_trials(trials, test_set, exp, nontarget_ratio, seed)
     t0 = time.perf_counter()
-    all_recs = {r.id: r for r in list(background) + list(enroll_set) + list(test_set)}
-    feats = load_features(sorted(all_recs.values(), key=lambda r: r.id), cfg.features, exp / "feats")
+    feats = load_features(list(background) + list(enroll_set) + list(test_set), cfg.features, exp / "feats")
     bg = {r.id for r in background}
     ubm = train_ubm({k: v for k, v in feats.items() if k in bg}, cfg.gmm)
     ubm.save(exp / "ubm.safetensors")

@@ -21,7 +21,7 @@ from voxa.data.manifest import Record
 from voxa.errors import ConfigError, VoxaError
 from voxa.tasks.classify import ClassifierConfig, FrontEnd
 from voxa.tasks.speaker import load_features, print_table
-from voxa.tasks.trials import Trial, make_trials, read_trials, write_trials
+from voxa.tasks.trials import Trial, prepare_trials
 from voxa.utils.atomic import write_text_atomic
 
 VERIFICATION_BACKENDS = ("cosine", "lda-wccn-cosine", "plda", "lda-plda")
@@ -112,14 +112,9 @@ def run_ivector_verification(background: Sequence[Record], test_set: Sequence[Re
 
     exp = Path(exp)
     exp.mkdir(parents=True, exist_ok=True)
-    if trials is None:
-        trials = make_trials(test_set, nontarget_ratio, seed)
-    elif not isinstance(trials, (list, tuple)):
-        trials = read_trials(trials)
-    write_trials(exp / "trials", trials)
+    trials = prepare_trials(trials, test_set, exp, nontarget_ratio, seed)
     t0 = time.perf_counter()
-    all_recs = {r.id: r for r in list(background) + list(test_set)}
-    feats = load_features(sorted(all_recs.values(), key=lambda r: r.id), cfg.features, exp / "feats")
+    feats = load_features(list(background) + list(test_set), cfg.features, exp / "feats")
     bg_recs = [r for r in background if r.speaker is not None]
     if len({r.speaker for r in bg_recs}) < 2:
         raise VoxaError("the background set needs speaker labels of at least two speakers")

@@ -67,3 +67,15 @@ def make_trials(records: Sequence[Record], nontarget_ratio: float = 1.0, seed: i
     pick = np.sort(np.random.default_rng(seed).choice(len(ni), size=n_non, replace=False))
     nontargets = [Trial(ids[a], ids[b], False) for a, b in zip(ni[pick], nj[pick])]
     return targets + nontargets
+
+
+def prepare_trials(trials: Sequence[Trial] | str | os.PathLike | None, test_set: Sequence[Record],
+                   exp: Path, nontarget_ratio: float = 1.0, seed: int = 0) -> list[Trial]:
+    """The trials of a verification run: given, read from a Kaldi file, or generated from
+    ``test_set`` (:func:`make_trials`); written to ``exp/trials`` either way."""
+    if trials is None:
+        trials = make_trials(test_set, nontarget_ratio, seed)
+    elif not isinstance(trials, (list, tuple)):
+        trials = read_trials(trials)
+    write_trials(Path(exp) / "trials", trials)
+    return list(trials)
