@@ -53,6 +53,17 @@ def test_sampler_is_a_seeded_permutation_and_resumes():
     assert sorted(full) == list(range(10)) and list(s) == full[4:]
 
 
+def test_sampler_keeps_groups_together_and_splits_them_across_ranks():
+    orders = []
+    for rank in (0, 1):
+        s = EpochSampler(12, seed=3, rank=rank, world=2, group=3)
+        s.set(1, 0)
+        order = list(s)
+        assert all(order[i] // 3 == order[i + 1] // 3 == order[i + 2] // 3 for i in range(0, len(order), 3))
+        orders.append(order)
+    assert sorted(orders[0] + orders[1]) == list(range(12))
+
+
 def test_trainer_learns_and_writes_logs(tmp_path):
     res = _trainer(tmp_path).fit()
     rows = list(csv.DictReader(open(tmp_path / "train_log.csv")))

@@ -6,7 +6,7 @@ import soundfile as sf
 import torch
 
 from voxa.data.manifest import Record
-from voxa.errors import VoxaError
+from voxa.errors import ConfigError, VoxaError
 from voxa.tse.bank import RirBank, write_bank
 from voxa.tse.data import (
     MixtureConfig,
@@ -172,3 +172,32 @@ def test_collate_and_plot(bank, speech, tmp_path):
 def test_bank_split_without_rooms_is_an_error(bank, speech):
     with pytest.raises(VoxaError, match="no room"):
         MixtureDataset(bank, "valid", speech, _cfg())
+
+
+def test_queries_per_mixture_share_the_mixture_and_aim_at_different_talkers(bank, speech):
+    ds = MixtureDataset(bank, "train", speech, _cfg(presence=1.0, queries_per_mixture=2, min_talker_gap=1.0),
+                        length=8, seed=5)
+    assert ds.group_size == 2
+    for m in range(4):
+        a, b = ds[2 * m], ds[2 * m + 1]
+        assert torch.equal(a["mix"], b["mix"]) and a["present"] and b["present"]
+        near_a = int(torch.argmin((a["distances"] - a["query"]).abs()))
+        near_b = int(torch.argmin((b["distances"] - b["query"]).abs()))
+        assert near_a != near_b and not torch.allclose(a["target"], b["target"])
+
+
+def test_one_query_per_mixture_is_unchanged_by_the_grouping_code(bank, speech):
+    one = MixtureDataset(bank, "train", speech, _cfg(presence=0.5), length=4, seed=5)
+    two = MixtureDataset(bank, "train", speech, _cfg(presence=0.5, queries_per_mixture=2), length=8, seed=5)
+    assert torch.equal(one[1]["mix"], two[2]["mix"]) and one[1]["query"] == two[2]["query"]
+
+
+def test_nearest_rule_aims_every_query_at_the_nearest_talker(bank, speech):
+    ds = MixtureDataset(bank, "train", speech, _cfg(presence=1.0, queries_per_mixture=2, min_talker_gap=1.0),
+                        length=8, seed=2)
+    ds.set_query_rule("nearest")
+    for i in range(8):
+        it = ds[i]
+        assert int(torch.argmin((it["distances"] - it["query"]).abs())) == int(torch.argmin(it["distances"]))
+    with pytest.raises(ConfigError):
+        ds.set_query_rule("farthest")

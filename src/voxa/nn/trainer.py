@@ -26,7 +26,7 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
-from voxa.errors import VoxaError
+from voxa.errors import ConfigError, VoxaError
 from voxa.utils.atomic import atomic_path, write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -52,10 +52,15 @@ class TrainerConfig:
 
 
 class EpochSampler(Sampler[int]):
-    """A permutation of ``range(n)`` seeded by ``(seed, epoch)``, starting at ``start`` (for resume)."""
+    """A permutation of ``range(n)`` seeded by ``(seed, epoch)``, starting at ``start`` (for resume).
 
-    def __init__(self, n: int, seed: int, rank: int = 0, world: int = 1) -> None:
-        self.n, self.seed, self.rank, self.world = n, seed, rank, world
+    With ``group > 1`` whole blocks of ``group`` consecutive indices are permuted and kept together (and
+    given whole to one rank), so items meant to share a batch (e.g. one mixture under several queries)
+    do, as long as the batch size is a multiple of ``group``.
+    """
+
+    def __init__(self, n: int, seed: int, rank: int = 0, world: int = 1, group: int = 1) -> None:
+        self.n, self.seed, self.rank, self.world, self.group = n, seed, rank, world, max(1, group)
         self.epoch, self.start = 0, 0
 
     def set(self, epoch: int, start: int) -> None:
@@ -63,7 +68,10 @@ class EpochSampler(Sampler[int]):
 
     def order(self) -> list[int]:
         g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
-        return torch.randperm(self.n, generator=g)[self.rank::self.world].tolist()
+        if self.group == 1:
+            return torch.randperm(self.n, generator=g)[self.rank::self.world].tolist()
+        blocks = torch.randperm(self.n // self.group, generator=g)[self.rank::self.world]
+        return (blocks[:, None] * self.group + torch.arange(self.group)).reshape(-1).tolist()
 
     def __iter__(self):
         return iter(self.order()[self.start:])
@@ -116,7 +124,11 @@ class Trainer:
                                                                 patience=cfg.lr_patience)
         self.use_amp = cfg.amp and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
-        self.sampler = EpochSampler(len(train_set), cfg.seed, self.rank, self.world)
+        group = int(getattr(train_set, "group_size", 1))
+        if group > 1 and cfg.batch_size % group:
+            raise ConfigError(f"batch size {cfg.batch_size} is not a multiple of the dataset's group "
+                              f"size {group}")
+        self.sampler = EpochSampler(len(train_set), cfg.seed, self.rank, self.world, group)
         self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
         self.best = math.inf
         self.history: list[dict[str, float]] = []

@@ -35,6 +35,7 @@ class TsePreset:
     presence_schedule: tuple[float, float] = (0.9, 0.7)
     epoch_size: int = 9000
     valid_size: int = 200
+    nearest_first: float = 0.0
 
 
 def preset(name: str) -> TsePreset:
@@ -228,8 +229,12 @@ def train(preset_name: str | TsePreset, bank: str | os.PathLike, speech: list, e
         return float(np.mean(losses))
 
     def on_epoch(epoch, trainer):
-        # the paper: presence 0.9 for the first half of training, 0.7 for the second
-        train_set.set_presence(p.presence_schedule[0] if epoch < t.epochs / 2 else p.presence_schedule[1])
+        # the paper: presence 0.9 for the first half of training, 0.7 for the second; optionally a first
+        # stage in which every query names the nearest talker (no absent ones)
+        nearest = epoch < p.nearest_first * t.epochs
+        train_set.set_query_rule("nearest" if nearest else "any")
+        train_set.set_presence(1.0 if nearest else p.presence_schedule[0] if epoch < t.epochs / 2
+                               else p.presence_schedule[1])
 
     trainer = Trainer(model, train_set, collate, loss_fn, valid_fn, exp, t, on_epoch=on_epoch)
     trainer.resume()

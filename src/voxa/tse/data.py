@@ -46,6 +46,10 @@ class MixtureConfig:
         min_talker_gap: minimum distance difference between talkers (0: none, as in the paper).
         query_range: ``[lo, hi]`` metres for absent queries (``None``: the bank's distance range
             widened by ``r_spk``).
+        queries_per_mixture: training items come in groups of this many consecutive indices that share
+            one mixture under different queries (present ones aimed at different talkers where there
+            are enough), so a batch holds the same input with different targets and a model that
+            ignores the query cannot fit both (1: every item its own mixture, as in the paper).
     """
 
     num_talkers: int = 2
@@ -56,6 +60,7 @@ class MixtureConfig:
     r_spk: float = 0.5
     min_talker_gap: float = 0.0
     query_range: tuple[float, float] | None = None
+    queries_per_mixture: int = 1
 
     def __post_init__(self) -> None:
         if self.num_talkers < 1:
@@ -64,6 +69,8 @@ class MixtureConfig:
             raise ConfigError(f"presence must be in [0, 1], got {self.presence}")
         if self.r_spk <= 0:
             raise ConfigError(f"r_spk must be positive, got {self.r_spk}")
+        if self.queries_per_mixture < 1:
+            raise ConfigError(f"queries_per_mixture must be >= 1, got {self.queries_per_mixture}")
         self.rms_db = tuple(self.rms_db)  # type: ignore[assignment]
         if self.query_range is not None:
             self.query_range = tuple(self.query_range)  # type: ignore[assignment]
@@ -202,6 +209,7 @@ class MixtureDataset(Dataset):
         self.seed = seed
         self.epoch = 0
         self.split = split
+        self.query_rule = "any"
         dist = np.array([r["distance"] for rows in self.groups.values() for r in rows])
         self.query_range = cfg.query_range or (max(0.0, float(dist.min()) - cfg.r_spk),
                                                float(dist.max()) + cfg.r_spk)
@@ -215,6 +223,14 @@ class MixtureDataset(Dataset):
     def set_presence(self, presence: float) -> None:
         self.cfg.presence = presence
 
+    def set_query_rule(self, rule: str) -> None:
+        """``"any"`` (the paper: a present query is near a random talker) or ``"nearest"`` (a curriculum
+        stage: present queries are near the talker closest to the microphone, so the network first learns
+        features that tell near from far talkers without needing the query yet)."""
+        if rule not in ("any", "nearest"):
+            raise ConfigError(f"query rule must be 'any' or 'nearest', got {rule!r}")
+        self.query_rule = rule
+
     def _pick_rirs(self, rng: np.random.Generator) -> list[dict[str, Any]]:
         rows = self.groups[self.group_names[int(rng.integers(len(self.group_names)))]]
         k = self.cfg.num_talkers
@@ -227,9 +243,16 @@ class MixtureDataset(Dataset):
                 return pick
         return pick  # no pair that far apart in this room: take the last draw
 
+    @property
+    def group_size(self) -> int:
+        """Consecutive indices that share one mixture (the trainer keeps them in one batch)."""
+        return self.cfg.queries_per_mixture
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         cfg = self.cfg
-        rng = np.random.default_rng([self.seed, self.epoch, int(index)])
+        q = cfg.queries_per_mixture if self.query_rule == "any" else 1
+        mixture, j = (int(index) // q, int(index) % q) if q > 1 else (int(index), 0)
+        rng = np.random.default_rng([self.seed, self.epoch, mixture])
         rows = self._pick_rirs(rng)
         n = cfg.samples
         utt_idx = rng.choice(len(self.speech.records), size=cfg.num_talkers,
@@ -245,6 +268,18 @@ class MixtureDataset(Dataset):
         distances = np.array([r["distance"] for r in rows], dtype=np.float64)
         want_present = bool(rng.random() < cfg.presence)
         query, present = draw_query(rng, distances, want_present, cfg.r_spk, *self.query_range)
+        if present and self.query_rule == "nearest":
+            query = max(0.0, float(distances.min() + rng.uniform(-cfg.r_spk, cfg.r_spk)))
+        if j > 0:
+            # the j-th query of a shared mixture: its own draw, a present one aimed at talker
+            # (first target + j) so that the group's targets differ
+            first = int(np.argmin(np.abs(distances - query)))
+            rng_j = np.random.default_rng([self.seed, self.epoch, mixture, j])
+            if rng_j.random() < cfg.presence:
+                k = (first + j) % len(distances)
+                query = max(0.0, float(distances[k] + rng_j.uniform(-cfg.r_spk, cfg.r_spk)))
+            else:
+                query, _ = draw_query(rng_j, distances, False, cfg.r_spk, *self.query_range)
         inside = torch.from_numpy(np.abs(distances - query) <= cfg.r_spk + 1e-9)
         present = bool(inside.any())
         target = (src * inside[:, None].to(src.dtype)).sum(0)
