@@ -1,8 +1,9 @@
 """``voxa tse``: distance-based target speech extraction (Shi, Yen, Nakadai 2024).
 
-Verbs: ``simulate`` (the simulated impulse-response banks D1-D3) and ``realbank`` (a bank of
-measured responses). Each verb is one ``cmd_*`` function plus one block in :func:`add_parser`;
-heavy modules are imported inside the functions so that ``voxa --help`` stays fast.
+Verbs: ``simulate`` (the simulated impulse-response banks D1-D3), ``realbank`` (a bank of measured
+responses), ``mixtures`` and ``score`` (fixed sets), ``train``, ``evaluate``, ``ship`` (install a model as
+the default), ``extract`` and ``locate``. Each verb is one ``cmd_*`` function plus one block in
+:func:`add_parser`; heavy modules are imported inside the functions so that ``voxa --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -134,8 +135,18 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
     from voxa.tasks.tse import evaluate_sets
 
-    res = evaluate_sets(args.model, args.testset, Path(args.out), with_pesq=not args.no_pesq)
-    print(json.dumps(res["summary"], indent=2))
+    res = evaluate_sets(args.model, args.testset, Path(args.out), with_pesq=not args.no_pesq,
+                        distances=not args.no_distances)
+    print(res["markdown"])
+    print(json.dumps(res["summary"]))
+
+
+def cmd_ship(args: argparse.Namespace) -> None:
+    """Install a trained model (with its card and scores) as the default for extract/locate."""
+    from voxa.tasks.tse import ship_model
+
+    dest = ship_model(args.model, args.results, args.out, args.notes)
+    print(f"shipped {args.model} -> {dest} (card: {dest.with_suffix('.md')})")
 
 
 def cmd_extract(args: argparse.Namespace) -> None:
@@ -244,7 +255,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     v.add_argument("--testset", required=True, nargs="+", help="one or more mixture sets (e.g. 5 seeds)")
     v.add_argument("--out", required=True)
     v.add_argument("--no-pesq", action="store_true")
+    v.add_argument("--no-distances", action="store_true",
+                   help="skip the distance sweep (MAE) and query-use check on the first set")
     v.set_defaults(func=cmd_evaluate)
+
+    v = verbs.add_parser("ship", help="install a trained model and its card as voxa's default TSE model")
+    v.add_argument("--model", required=True)
+    v.add_argument("--results", default=None, help="results.json of 'voxa tse evaluate' for the card")
+    v.add_argument("--notes", default="", help="free text for the card")
+    v.add_argument("-o", "--out", default=None, help="destination (default: the package's asset)")
+    v.set_defaults(func=cmd_ship)
 
     v = verbs.add_parser("extract", help="extract the talker(s) at a distance from a mono recording")
     v.add_argument("input")

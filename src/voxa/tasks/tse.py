@@ -47,15 +47,18 @@ def preset(name: str) -> TsePreset:
     if name == "cpu":
         # 8 kHz, 1 s, D = H = 32, 2 DQ + 2 TS (0.17 M parameters); talkers kept >= 1 m apart so that a
         # present query never selects both (which would reward passing the mixture through); forget
-        # gates start near 0.95 so the query step reaches every frame; presence stays 0.9, since a
-        # model that does not yet use the query is pushed to silence at 0.7; the learning rate is
-        # only cut after 10 stale epochs (1,000 steps), as validation on 64 items is noisy
+        # gates start near 0.95 so the query step reaches every frame; each mixture comes twice in a
+        # batch, queried at both talkers where present, so ignoring the query cannot fit both; the
+        # paper's presence schedule (0.9, then 0.7: absent queries are what first taught the LSTM+DEG
+        # baseline to use the query here); the learning rate is only cut after 10 stale epochs
+        # (1,000 steps), as validation on 64 items is noisy
         return TsePreset(model="dqts", model_config={"dim": 32, "hidden": 32, "n_dq": 2, "n_ts": 2,
                                                       "forget_bias": 3.0},
-                         mixing=MixtureConfig(seconds=1.0, rate=8000, r_spk=0.5, min_talker_gap=1.0),
+                         mixing=MixtureConfig(seconds=1.0, rate=8000, r_spk=0.5, min_talker_gap=1.0,
+                                              queries_per_mixture=2),
                          trainer=TrainerConfig(epochs=40, batch_size=8, lr_patience=10, checkpoint_every=50,
                                                max_seconds=3600.0),
-                         presence_schedule=(0.9, 0.9), epoch_size=800, valid_size=64)
+                         presence_schedule=(0.9, 0.7), epoch_size=800, valid_size=64)
     if name == "tiny":
         return TsePreset(model="dqts", model_config={"dim": 8, "hidden": 8, "n_dq": 1, "n_ts": 0},
                          mixing=MixtureConfig(seconds=0.5, rate=8000, r_spk=0.5, min_talker_gap=1.0),
@@ -186,6 +189,25 @@ def plot_sweep(sweep: dict[str, Any], path: str | os.PathLike, true: list[float]
     return save_figure(fig, path)
 
 
+def apply_overrides(p: TsePreset, overrides: dict[str, Any] | None) -> TsePreset:
+    """Set flat ``key=value`` overrides on a preset's own fields or, failing that, its trainer settings.
+
+    Naming another ``model`` drops the preset's model settings (they belong to its own class) unless
+    ``model_config`` is given too.
+    """
+    overrides = dict(overrides or {})
+    if "model" in overrides and overrides["model"] != p.model and "model_config" not in overrides:
+        overrides["model_config"] = {}
+    for k, v in overrides.items():
+        if k != "trainer" and hasattr(p, k):
+            setattr(p, k, v)
+        elif hasattr(p.trainer, k):
+            setattr(p.trainer, k, v)
+        else:
+            raise ConfigError(f"unknown TSE training setting {k!r}")
+    return p
+
+
 def train(preset_name: str | TsePreset, bank: str | os.PathLike, speech: list, exp: str | os.PathLike,
           overrides: dict[str, Any] | None = None, init: str | os.PathLike | None = None) -> dict[str, Any]:
     """Train a TSE model on a bank's train split, validating on its valid split; resumes if ``exp`` holds a
@@ -194,15 +216,7 @@ def train(preset_name: str | TsePreset, bank: str | os.PathLike, speech: list, e
     from voxa.tse.data import MixtureDataset, collate, speech_pools
     from voxa.tse.losses import tse_loss
 
-    p = preset(preset_name) if isinstance(preset_name, str) else preset_name
-    # flat overrides reach the preset's own fields or, failing that, its trainer settings
-    for k, v in (overrides or {}).items():
-        if k != "trainer" and hasattr(p, k):
-            setattr(p, k, v)
-        elif hasattr(p.trainer, k):
-            setattr(p.trainer, k, v)
-        else:
-            raise ConfigError(f"unknown TSE training setting {k!r}")
+    p = apply_overrides(preset(preset_name) if isinstance(preset_name, str) else preset_name, overrides)
     t = p.trainer
     exp = Path(exp)
     exp.mkdir(parents=True, exist_ok=True)
@@ -279,10 +293,49 @@ def evaluate(model_path: str | os.PathLike | None, testset: str | os.PathLike, o
     return res
 
 
+def distance_and_query_use(model: torch.nn.Module, testset: str | os.PathLike, out: Path | None = None,
+                           limit: int | None = None, plots: int = 3) -> dict[str, Any]:
+    """The paper's distance estimation (Table III) and a check that the model uses its query.
+
+    For each mixture of ``testset`` the query is swept (:func:`locate`) and each estimated distance's
+    error to the nearest true talker is averaged (mixtures with no estimate are counted, not scored).
+    For each mixture with a present target, the output's SDR at the target's query minus its SDR when
+    queried at the other talker's distance is averaged: about 0 dB means the query is ignored.
+    The first ``plots`` sweeps are saved as PNGs in ``out``.
+    """
+    from voxa.metrics.separation import sdr
+    from voxa.tse.data import MixtureSet
+
+    ms = MixtureSet(testset)
+    n = len(ms) if limit is None else min(limit, len(ms))
+    errors, gaps, found = [], [], 0
+    for i in range(n):
+        it = ms[i]
+        mix = it["mix"].reshape(-1)
+        true = [float(v) for v in it["distances"]]
+        sweep = locate(model, mix, ms.rate)
+        if sweep["distances"]:
+            found += 1
+            errors.append(distance_mae(sweep["distances"], true))
+        if out is not None and i < plots:
+            plot_sweep(sweep, out / f"sweep_{i:03d}.png", true=true)
+        if it["present"] and len(true) > 1:
+            q = float(it["query"])
+            other = max(true, key=lambda d: abs(d - q))
+            outs = extract(model, mix, ms.rate, [q, other])
+            tgt = it["target"].reshape(-1)
+            gaps.append(float(sdr(outs[0], tgt) - sdr(outs[1], tgt)))
+    return {"distance_mae_m": float(np.mean(errors)) if errors else None,
+            "mixtures_with_estimate": found, "mixtures": n,
+            "sdr_right_minus_other_query_db": float(np.mean(gaps)) if gaps else None}
+
+
 def evaluate_sets(model_path: str | os.PathLike | None, testsets: list[str], out: Path,
-                  with_pesq: bool = True) -> dict[str, Any]:
+                  with_pesq: bool = True, distances: bool = True) -> dict[str, Any]:
     """Evaluate on several fixed sets (the paper: 5 query/mixture seeds) and report mean +- std across
-    the sets' means, as Markdown and JSON."""
+    the sets' means, as Markdown and JSON; with ``distances``, also the distance sweep's MAE and the
+    query-use check on the first set (:func:`distance_and_query_use`)."""
+    out = Path(out)
     per_set = []
     for i, ts in enumerate(testsets):
         per_set.append(evaluate(model_path, ts, out / f"set{i}", with_pesq))
@@ -291,11 +344,81 @@ def evaluate_sets(model_path: str | os.PathLike | None, testsets: list[str], out
         means = [r[key]["mean"] for r in per_set if r[key]["n"]]
         summary[key] = {"mean": float(np.mean(means)) if means else None,
                         "std": float(np.std(means)) if means else None, "n": len(means)}
-    _, header = load_tse_model(model_path)
+    model, header = load_tse_model(model_path)
     md = markdown_table({header.get("model", "model"): summary})
+    if distances:
+        summary["distance"] = distance_and_query_use(model, testsets[0], out)
+        dq = summary["distance"]
+        mae = "none found" if dq["distance_mae_m"] is None else f"{dq['distance_mae_m']:.2f} m"
+        gap = dq["sdr_right_minus_other_query_db"]
+        md += (f"\nDistance sweep on {testsets[0]}: MAE {mae} ({dq['mixtures_with_estimate']} of "
+               f"{dq['mixtures']} mixtures with an estimate); SDR at the right query minus at the other "
+               f"talker's: {'n/a' if gap is None else f'{gap:.2f} dB'}.\n")
     write_text_atomic(out / "results.md", md)
     write_text_atomic(out / "results.json", json.dumps({"summary": summary, "sets": testsets}, indent=2))
     return {"summary": summary, "per_set": per_set, "markdown": md}
+
+
+MAX_SHIPPED_BYTES = 6 * 1024 * 1024
+
+
+def ship_model(model_path: str | os.PathLike, results: str | os.PathLike | None = None,
+               out: str | os.PathLike | None = None, notes: str = "") -> Path:
+    """Write a trained model with its model card where ``extract``/``locate`` find it by default.
+
+    The card keeps what training recorded (data, settings, steps, time) and adds the scores of an
+    :func:`evaluate_sets` run (its ``results.json``) and free-form ``notes``. Refuses files over 6 MB.
+    """
+    model, header = load_tse_model(model_path)
+    card = dict(header.get("card") or {})
+    if results is not None:
+        try:
+            card["scores"] = json.loads(Path(results).read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise VoxaError(f"{results}: cannot read evaluation results ({e})") from None
+    if notes:
+        card["notes"] = notes
+    from voxa.tse.data import MixtureConfig as _Mc
+
+    dest = Path(out) if out else DEFAULT_MODEL
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    # written beside the destination first, so an oversized model never replaces the shipped one
+    tmp = dest.with_name(dest.name + ".partial")
+    save_tse_model(tmp, model, _Mc(**header["mixing"]), card)
+    size = tmp.stat().st_size
+    if size > MAX_SHIPPED_BYTES:
+        tmp.unlink()
+        raise VoxaError(f"{model_path}: {size / 2**20:.1f} MB; a shipped model must be at most 6 MB")
+    os.replace(tmp, dest)
+    write_text_atomic(dest.with_suffix(".md"), model_card_markdown(header, card))
+    return dest
+
+
+def model_card_markdown(header: dict[str, Any], card: dict[str, Any]) -> str:
+    """A human-readable model card from a model file's header and card."""
+    lines = [f"# TSE model card: {header.get('model')} ({header.get('parameters')} parameters)", "",
+             "Distance-based single-channel target speech extraction (Shi, Yen, Nakadai 2024).", "",
+             "## Settings", "", f"- model config: `{json.dumps(header.get('config'))}`",
+             f"- mixing: `{json.dumps(header.get('mixing'))}`"]
+    for k in ("preset", "bank", "speech_train_utterances", "epochs", "steps", "train_seconds", "batch_size",
+              "lr", "best_valid_loss"):
+        if k in card:
+            lines.append(f"- {k.replace('_', ' ')}: {card[k]}")
+    meta = card.get("bank_meta") or {}
+    if meta:
+        lines += ["", "## Data", "", f"- bank: {meta.get('description', meta.get('preset'))}, "
+                  f"{meta.get('rirs')} responses at {meta.get('rate')} Hz"]
+    scores = (card.get("scores") or {}).get("summary")
+    if scores:
+        lines += ["", "## Scores", "", markdown_table({header.get("model", "model"): scores}).rstrip()]
+        d = scores.get("distance")
+        if d:
+            lines.append(f"\ndistance MAE: {d.get('distance_mae_m')} m ({d.get('mixtures_with_estimate')} of "
+                         f"{d.get('mixtures')} mixtures); right-minus-other-query SDR: "
+                         f"{d.get('sdr_right_minus_other_query_db')} dB")
+    if card.get("notes"):
+        lines += ["", "## Notes", "", str(card["notes"])]
+    return "\n".join(lines) + "\n"
 
 
 def markdown_table(rows: dict[str, dict[str, Any]]) -> str:
