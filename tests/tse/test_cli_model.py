@@ -4,7 +4,7 @@ import numpy as np
 import soundfile as sf
 
 from voxa.cli.main import main
-from voxa.tasks.tse import build_model, preset, save_tse_model
+from voxa.tasks.tse import build_model, load_tse_model, preset, save_tse_model
 
 
 def _model(tmp_path):
@@ -55,5 +55,8 @@ def test_train_tiny_preset_and_resume(tmp_path):
     state = torch.load(tmp_path / "exp" / "checkpoint.pt", weights_only=True)
     assert state["epoch"] == 2 and (tmp_path / "exp" / "model.safetensors").exists()
     assert (tmp_path / "exp" / "curves.png").exists() and (tmp_path / "exp" / "train_log.csv").exists()
+    # the presence schedule (0.9, then 0.7) changes the training set, not the settings the model records
+    _, header = load_tse_model(tmp_path / "exp" / "model.safetensors")
+    assert header["mixing"]["presence"] == 0.9
     assert main(args + ["--set", "epochs=3"]) == 0  # resumes for one more epoch
     assert torch.load(tmp_path / "exp" / "checkpoint.pt", weights_only=True)["epoch"] == 3
