@@ -111,8 +111,8 @@ def test_cli_ship_and_evaluate(testset, tmp_path, capsys):
 
 
 def test_overriding_the_model_drops_the_presets_model_settings():
-    p = tse_tasks.apply_overrides(preset("cpu"), {"model": "lstm_deg", "epochs": 3})
-    assert p.model_config == {} and p.trainer.epochs == 3
+    p = tse_tasks.apply_overrides(preset("cpu"), {"model": "lstm_deg", "epochs": 3, "seconds": 0.5})
+    assert p.model_config == {} and p.trainer.epochs == 3 and p.mixing.seconds == 0.5
     assert build_model(p).__class__.__name__ == "LstmDegModel"
     with pytest.raises(ConfigError, match="unknown TSE training setting"):
         tse_tasks.apply_overrides(preset("cpu"), {"colour": 1})

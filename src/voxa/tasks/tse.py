@@ -192,7 +192,7 @@ def plot_sweep(sweep: dict[str, Any], path: str | os.PathLike, true: list[float]
 
 
 def apply_overrides(p: TsePreset, overrides: dict[str, Any] | None) -> TsePreset:
-    """Set flat ``key=value`` overrides on a preset's own fields or, failing that, its trainer settings.
+    """Set flat ``key=value`` overrides on a preset's own fields, else its trainer's, else its mixing's.
 
     Naming another ``model`` drops the preset's model settings (they belong to its own class) unless
     ``model_config`` is given too.
@@ -205,6 +205,8 @@ def apply_overrides(p: TsePreset, overrides: dict[str, Any] | None) -> TsePreset
             setattr(p, k, v)
         elif hasattr(p.trainer, k):
             setattr(p.trainer, k, v)
+        elif hasattr(p.mixing, k):
+            p.mixing = replace(p.mixing, **{k: v})  # re-validated by MixtureConfig
         else:
             raise ConfigError(f"unknown TSE training setting {k!r}")
     return p
