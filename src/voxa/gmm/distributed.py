@@ -93,4 +93,19 @@ def init_from_env() -> bool:
         return False
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+        import atexit
+
+        atexit.register(_shutdown)
     return is_distributed()
+
+
+def _shutdown() -> None:
+    """Leave the process group together: a rank whose gloo threads are torn down by interpreter exit
+    while its peer still talks to it aborts (SIGABRT, 'terminate called without an active exception')."""
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        try:
+            dist.barrier()
+        finally:
+            dist.destroy_process_group()
