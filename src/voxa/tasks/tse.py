@@ -389,13 +389,11 @@ def ship_model(model_path: str | os.PathLike, results: str | os.PathLike | None 
             raise VoxaError(f"{results}: cannot read evaluation results ({e})") from None
     if notes:
         card["notes"] = notes
-    from voxa.tse.data import MixtureConfig as _Mc
-
     dest = Path(out) if out else DEFAULT_MODEL
     dest.parent.mkdir(parents=True, exist_ok=True)
     # written beside the destination first, so an oversized model never replaces the shipped one
     tmp = dest.with_name(dest.name + ".partial")
-    save_tse_model(tmp, model, _Mc(**header["mixing"]), card)
+    save_tse_model(tmp, model, MixtureConfig(**header["mixing"]), card)
     size = tmp.stat().st_size
     if size > MAX_SHIPPED_BYTES:
         tmp.unlink()
