@@ -66,6 +66,18 @@ def test_query_changes_the_output():
     assert not torch.allclose(m(x, torch.tensor([1.0])), m(x, torch.tensor([4.0])))
 
 
+def test_query_every_step_adds_no_parameters_and_changes_the_output():
+    base = DQTSConfig(dim=8, hidden=8, n_dq=1, n_ts=0, stft=StftConfig(rate=8000))
+    torch.manual_seed(0)
+    plain = DQTSModel(base)
+    every = DQTSModel(DQTSConfig(**{**base.__dict__, "query_every_step": True}))
+    every.load_state_dict(plain.state_dict())
+    x, d = torch.randn(1, 4000), torch.tensor([2.0])
+    assert count_parameters(every) == count_parameters(plain)
+    assert not DQTSConfig().query_every_step  # the paper's fusion stays the default
+    assert not torch.allclose(plain(x, d), every(x, d))
+
+
 def _two_talker_items(rate=8000, n=4000):
     rng = np.random.default_rng(0)
 

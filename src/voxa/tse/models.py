@@ -85,11 +85,13 @@ class FusionPath(nn.Module):
     ``axis="time"`` runs along frames within each subband (intra-subband); ``axis="freq"`` along
     subbands within each frame (intra-frame). With a distance embedding, it is appended as one extra
     step of every sequence and dropped after the BLSTM. Sequences go through the BLSTM in chunks of
-    ``chunk`` (memory), each chunk optionally under activation checkpointing.
+    ``chunk`` (memory), each chunk optionally under activation checkpointing. ``query_every_step``
+    (not in the paper) also adds the embedding to every normalised step, so the query reaches each
+    frame directly instead of only through the BLSTM's memory.
     """
 
     def __init__(self, dim: int, hidden: int, axis: str, chunk: int = 0, checkpointing: bool = False,
-                 forget_bias: float = 0.0) -> None:
+                 forget_bias: float = 0.0, query_every_step: bool = False) -> None:
         super().__init__()
         if axis not in ("time", "freq"):
             raise ConfigError(f"axis must be 'time' or 'freq', got {axis!r}")
@@ -100,9 +102,13 @@ class FusionPath(nn.Module):
         self.proj = nn.Linear(2 * hidden, dim)
         self.chunk = chunk
         self.checkpointing = checkpointing
+        self.query_every_step = query_every_step
 
-    def _run(self, seq: torch.Tensor) -> torch.Tensor:
-        out, _ = self.rnn(self.norm(seq))
+    def _run(self, seq: torch.Tensor, emb: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.norm(seq)
+        if emb is not None:
+            x = x + emb
+        out, _ = self.rnn(x)
         return F.gelu(self.proj(out))
 
     def forward(self, h: torch.Tensor, emb: torch.Tensor | None = None) -> torch.Tensor:
@@ -111,17 +117,21 @@ class FusionPath(nn.Module):
         x = h.permute(0, 3, 2, 1) if self.axis == "time" else h.permute(0, 2, 3, 1)
         n_seq, length = x.shape[1], x.shape[2]
         seq = x.reshape(b * n_seq, length, d)
+        every = None
         if emb is not None:
-            extra = emb[:, None, None, :].expand(b, n_seq, 1, d).reshape(b * n_seq, 1, d)
-            seq = torch.cat([seq, extra.to(seq.dtype)], dim=1)
+            extra = emb[:, None, None, :].expand(b, n_seq, 1, d).reshape(b * n_seq, 1, d).to(seq.dtype)
+            seq = torch.cat([seq, extra], dim=1)
+            if self.query_every_step:
+                every = extra
         step = self.chunk if self.chunk > 0 else seq.shape[0]
         outs = []
         for i in range(0, seq.shape[0], step):
             part = seq[i:i + step]
+            add = None if every is None else every[i:i + step]
             if self.checkpointing and self.training and part.requires_grad:
-                outs.append(checkpoint(self._run, part, use_reentrant=False))
+                outs.append(checkpoint(self._run, part, add, use_reentrant=False))
             else:
-                outs.append(self._run(part))
+                outs.append(self._run(part, add))
         y = torch.cat(outs, 0)[:, :length].reshape(b, n_seq, length, d)
         y = y.permute(0, 3, 2, 1) if self.axis == "time" else y.permute(0, 3, 1, 2)
         return h + y
@@ -131,12 +141,12 @@ class DQBlock(nn.Module):
     """Distance Query block: intra-subband fusion with D_s, then intra-frame fusion with D_f."""
 
     def __init__(self, dim: int, hidden: int, chunk: int = 0, checkpointing: bool = False,
-                 forget_bias: float = 0.0) -> None:
+                 forget_bias: float = 0.0, query_every_step: bool = False) -> None:
         super().__init__()
         self.deg_s = DistanceEmbedding(dim)
         self.deg_f = DistanceEmbedding(dim)
-        self.sub = FusionPath(dim, hidden, "time", chunk, checkpointing, forget_bias)
-        self.frame = FusionPath(dim, hidden, "freq", chunk, checkpointing, forget_bias)
+        self.sub = FusionPath(dim, hidden, "time", chunk, checkpointing, forget_bias, query_every_step)
+        self.frame = FusionPath(dim, hidden, "freq", chunk, checkpointing, forget_bias, query_every_step)
 
     def forward(self, h: torch.Tensor, distance: torch.Tensor) -> torch.Tensor:
         h = self.sub(h, self.deg_s(distance))
@@ -172,6 +182,7 @@ class DQTSConfig:
     checkpointing: bool = False
     normalize_input: bool = True
     forget_bias: float = 0.0
+    query_every_step: bool = False
 
 
 class GlobalLayerNorm(nn.GroupNorm):
@@ -191,8 +202,8 @@ class DQTSModel(nn.Module):
         self.stft = Stft(c.stft)
         self.encoder = nn.Conv2d(2, c.dim, 3, padding=1)
         self.gln = GlobalLayerNorm(c.dim)
-        self.dq = nn.ModuleList(DQBlock(c.dim, c.hidden, c.chunk, c.checkpointing, c.forget_bias)
-                                for _ in range(c.n_dq))
+        self.dq = nn.ModuleList(DQBlock(c.dim, c.hidden, c.chunk, c.checkpointing, c.forget_bias,
+                                        c.query_every_step) for _ in range(c.n_dq))
         self.ts = nn.ModuleList(TSBlock(c.dim, c.hidden, c.chunk, c.checkpointing, c.forget_bias)
                                 for _ in range(c.n_ts))
         self.decoder = nn.Conv2d(c.dim, 2, 3, padding=1)
