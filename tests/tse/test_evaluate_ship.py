@@ -116,3 +116,12 @@ def test_overriding_the_model_drops_the_presets_model_settings():
     assert build_model(p).__class__.__name__ == "LstmDegModel"
     with pytest.raises(ConfigError, match="unknown TSE training setting"):
         tse_tasks.apply_overrides(preset("cpu"), {"colour": 1})
+
+
+def test_model_settings_are_overridable_by_name():
+    p = tse_tasks.apply_overrides(preset("cpu"), {"query_every_step": True, "dim": 16})
+    assert p.model_config["query_every_step"] is True and p.model_config["dim"] == 16
+    assert build_model(p).cfg.dim == 16
+    # a key of the DQ/TS model is refused once the model is LSTM+DEG, whatever the order given
+    with pytest.raises(ConfigError, match="unknown TSE training setting"):
+        tse_tasks.apply_overrides(preset("cpu"), {"query_every_step": True, "model": "lstm_deg"})

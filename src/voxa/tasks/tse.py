@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -192,7 +192,8 @@ def plot_sweep(sweep: dict[str, Any], path: str | os.PathLike, true: list[float]
 
 
 def apply_overrides(p: TsePreset, overrides: dict[str, Any] | None) -> TsePreset:
-    """Set flat ``key=value`` overrides on a preset's own fields, else its trainer's, else its mixing's.
+    """Set flat ``key=value`` overrides on a preset's own fields, else its trainer's, else its mixing's,
+    else its model's (e.g. ``dim``, ``query_every_step``).
 
     Naming another ``model`` drops the preset's model settings (they belong to its own class) unless
     ``model_config`` is given too.
@@ -200,6 +201,9 @@ def apply_overrides(p: TsePreset, overrides: dict[str, Any] | None) -> TsePreset
     overrides = dict(overrides or {})
     if "model" in overrides and overrides["model"] != p.model and "model_config" not in overrides:
         overrides["model_config"] = {}
+    # the model and its settings first, so that model-level keys are checked against the right class
+    first = [k for k in ("model", "model_config") if k in overrides]
+    overrides = {**{k: overrides[k] for k in first}, **overrides}
     for k, v in overrides.items():
         if k != "trainer" and hasattr(p, k):
             setattr(p, k, v)
@@ -207,6 +211,8 @@ def apply_overrides(p: TsePreset, overrides: dict[str, Any] | None) -> TsePreset
             setattr(p.trainer, k, v)
         elif hasattr(p.mixing, k):
             p.mixing = replace(p.mixing, **{k: v})  # re-validated by MixtureConfig
+        elif p.model in MODELS and k in {f.name for f in fields(MODELS[p.model][1])} and k != "stft":
+            p.model_config = {**p.model_config, k: v}
         else:
             raise ConfigError(f"unknown TSE training setting {k!r}")
     return p
