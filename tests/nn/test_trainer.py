@@ -72,6 +72,16 @@ def test_trainer_learns_and_writes_logs(tmp_path):
     assert (tmp_path / "curves.png").stat().st_size > 0 and (tmp_path / "best.pt").exists()
 
 
+def test_new_stage_forgets_the_best_loss_but_keeps_the_learning_rate(tmp_path):
+    tr = _trainer(tmp_path, lr_patience=0)
+    tr.fit()
+    lr = tr.opt.param_groups[0]["lr"]
+    assert tr.best < 1.0
+    tr.new_stage()
+    tr.sched.step(100.0)  # a worse loss on the new task is not a plateau of the old one
+    assert tr.best == float("inf") and tr.opt.param_groups[0]["lr"] == lr
+
+
 def test_resume_after_kill_is_exact(tmp_path):
     straight = _trainer(tmp_path / "a")
     straight.fit()

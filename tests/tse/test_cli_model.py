@@ -60,3 +60,7 @@ def test_train_tiny_preset_and_resume(tmp_path):
     assert header["mixing"]["presence"] == 0.9
     assert main(args + ["--set", "epochs=3"]) == 0  # resumes for one more epoch
     assert torch.load(tmp_path / "exp" / "checkpoint.pt", weights_only=True)["epoch"] == 3
+    # a nearest-talker first stage (epoch 0 of 2) is judged on its own task; the model kept is the best
+    # of the final task's epochs
+    assert main(args[:-1] + [str(tmp_path / "exp2"), "--set", "nearest_first=0.5"]) == 0
+    assert torch.load(tmp_path / "exp2" / "best.pt", weights_only=True)["epoch"] == 1

@@ -173,6 +173,13 @@ class Trainer:
         log.info("resumed from %s at epoch %d step %d", path, self.epoch, self.step_in_epoch)
         return True
 
+    def new_stage(self) -> None:
+        """Start a new curriculum stage: validation losses from here on are not comparable with the ones
+        before (another task), so forget the best loss and the plateau count; the learning rate stays."""
+        self.best = math.inf
+        self.sched.best = self.sched.mode_worse
+        self.sched.num_bad_epochs = 0
+
     # ---- training ----------------------------------------------------------------------------
     def _loader(self) -> DataLoader:
         self.sampler.set(self.epoch, self.step_in_epoch * self.cfg.batch_size)

@@ -6,6 +6,7 @@ Library functions behind ``voxa tse train|evaluate|extract|locate``.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -239,6 +240,13 @@ def train(preset_name: str | TsePreset, bank: str | os.PathLike, speech: list, e
     valid_set = MixtureDataset(bank, valid_split, pools["valid"], vcfg, length=p.valid_size, seed=t.seed + 1,
                                preload=True)
     valid_items = [valid_set[i] for i in range(len(valid_set))]
+    n_nearest = math.ceil(p.nearest_first * t.epochs)
+    if n_nearest:
+        # the nearest-talker stage validates on its own task, so that neither the learning-rate schedule
+        # nor best-model selection judges it by a task it is not yet trained for
+        valid_set.set_query_rule("nearest")
+        valid_set.set_presence(1.0)
+        nearest_items = [valid_set[i] for i in range(len(valid_set))]
     model = build_model(p) if init is None else load_tse_model(init)[0]
 
     def loss_fn(net, b):
@@ -247,8 +255,9 @@ def train(preset_name: str | TsePreset, bank: str | os.PathLike, speech: list, e
     def valid_fn(net):
         losses = []
         dev = next(net.parameters()).device
-        for i in range(0, len(valid_items), t.batch_size):
-            b = collate(valid_items[i:i + t.batch_size])
+        items = nearest_items if trainer.epoch < n_nearest else valid_items
+        for i in range(0, len(items), t.batch_size):
+            b = collate(items[i:i + t.batch_size])
             est = net(b["mix"].to(dev), b["query"].to(dev))
             losses.append(float(tse_loss(est, b["target"].to(dev), b["mix"].to(dev), b["present"].to(dev))))
         return float(np.mean(losses))
@@ -256,7 +265,9 @@ def train(preset_name: str | TsePreset, bank: str | os.PathLike, speech: list, e
     def on_epoch(epoch, trainer):
         # the paper: presence 0.9 for the first half of training, 0.7 for the second; optionally a first
         # stage in which every query names the nearest talker (no absent ones)
-        nearest = epoch < p.nearest_first * t.epochs
+        nearest = epoch < n_nearest
+        if n_nearest and epoch == n_nearest:
+            trainer.new_stage()
         train_set.set_query_rule("nearest" if nearest else "any")
         # the nearest stage may also keep the talkers further apart (a larger reverberation contrast)
         train_set.cfg.min_talker_gap = max(p.mixing.min_talker_gap, p.nearest_min_gap) if nearest \
