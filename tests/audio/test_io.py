@@ -126,3 +126,11 @@ def test_resample_keeps_a_tone():
     spec = torch.fft.rfft(y[1000:7000]).abs()
     peak_hz = spec.argmax().item() * 8000 / 6000
     assert y.shape == (8000,) and abs(peak_hz - 1000) < 5
+
+
+def test_float_wav_carries_no_clock_stamp(tmp_path):
+    # libsndfile's PEAK chunk holds the time of writing, which would make rewrites differ byte for byte
+    x = torch.linspace(-0.5, 0.5, 800)
+    raw = save(tmp_path / "f.wav", x, 8000, subtype="FLOAT").read_bytes()
+    assert b"PEAK" not in raw
+    assert torch.equal(load(tmp_path / "f.wav")[0][0], x)

@@ -196,5 +196,18 @@ def save(path: str | os.PathLike, waveform: torch.Tensor | np.ndarray, sample_ra
     if subtype is None:
         subtype = {"WAV": "PCM_16", "FLAC": "PCM_16", "OGG": "VORBIS"}[fmt]
     with atomic_path(path) as tmp:
-        sf.write(str(tmp), x.T, sample_rate, format=fmt, subtype=subtype)
+        with sf.SoundFile(str(tmp), "w", sample_rate, x.shape[0], subtype=subtype, format=fmt) as f:
+            _no_peak_chunk(f)
+            f.write(x.T)
     return path
+
+
+_SFC_SET_ADD_PEAK_CHUNK = 0x1050  # libsndfile's sndfile.h; soundfile does not name it
+
+
+def _no_peak_chunk(f: sf.SoundFile) -> None:
+    # libsndfile stamps float WAVs with a PEAK chunk holding the wall-clock time, so the same samples
+    # written a second apart differ byte for byte; without it fixed sets are reproducible to the byte.
+    snd = getattr(sf, "_snd", None)
+    if snd is not None and hasattr(f, "_file"):
+        snd.sf_command(f._file, _SFC_SET_ADD_PEAK_CHUNK, sf._ffi.NULL, 0)
