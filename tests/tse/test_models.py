@@ -15,7 +15,15 @@ from voxa.tasks.tse import (
     save_tse_model,
 )
 from voxa.tse.losses import tse_loss
-from voxa.tse.models import DQTSConfig, DQTSModel, LstmDegConfig, LstmDegModel, StftConfig, count_parameters
+from voxa.tse.models import (
+    DQTSConfig,
+    DQTSModel,
+    LstmDegConfig,
+    LstmDegModel,
+    StftConfig,
+    compress,
+    count_parameters,
+)
 
 
 def test_paper_model_size():
@@ -76,6 +84,30 @@ def test_query_every_step_adds_no_parameters_and_changes_the_output():
     assert count_parameters(every) == count_parameters(plain)
     assert not DQTSConfig().query_every_step  # the paper's fusion stays the default
     assert not torch.allclose(plain(x, d), every(x, d))
+
+
+def test_compress_keeps_phase_and_raises_quiet_bins():
+    y = torch.tensor([[3.0, 0.03], [4.0, 0.04]])[None, :, None, :]  # [1, 2, 1, 2]: magnitudes 5 and 0.05
+    c = compress(y, 0.5)
+    mag = c.pow(2).sum(1).sqrt()[0, 0]
+    assert torch.allclose(mag, torch.tensor([5 ** 0.5, 0.05 ** 0.5]), rtol=1e-4)
+    assert torch.allclose(c[:, 0] / c[:, 1], y[:, 0] / y[:, 1])  # same phase
+    assert compress(y, 1.0) is y
+
+
+def test_input_power_changes_only_what_the_encoder_sees():
+    base = DQTSConfig(dim=8, hidden=8, n_dq=1, n_ts=0, stft=StftConfig(rate=8000))
+    torch.manual_seed(0)
+    plain = DQTSModel(base)
+    comp = DQTSModel(DQTSConfig(**{**base.__dict__, "input_power": 0.3}))
+    comp.load_state_dict(plain.state_dict())
+    x, d = torch.randn(1, 4000), torch.tensor([2.0])
+    assert DQTSConfig().input_power == 1.0  # the paper's input stays the default
+    assert not torch.allclose(plain(x, d), comp(x, d))
+    # the mask still multiplies the uncompressed mixture: a saturated mask passes it through
+    torch.nn.init.zeros_(comp.decoder.weight)
+    torch.nn.init.constant_(comp.decoder.bias, 30.0)
+    assert torch.allclose(comp(x, d)[:, 256:-256], x[:, 256:-256], atol=1e-3)
 
 
 def _two_talker_items(rate=8000, n=4000):

@@ -171,6 +171,7 @@ class DQTSConfig:
     """The paper's model: ``n_dq`` DQ blocks then ``n_ts`` TS blocks, embedding D, BLSTM hidden H.
 
     ``paper``: D = H = 64, 4 + 4 (1,252,290 parameters); variants 2DQ+6TS and 6DQ+2TS by ``n_dq``/``n_ts``.
+    ``input_power`` (not in the paper; 1 = off) compresses the encoder's input, see :func:`compress`.
     """
 
     dim: int = 64
@@ -183,6 +184,19 @@ class DQTSConfig:
     normalize_input: bool = True
     forget_bias: float = 0.0
     query_every_step: bool = False
+    input_power: float = 1.0
+
+
+def compress(y: torch.Tensor, power: float) -> torch.Tensor:
+    """Power-law compress a stacked real/imaginary STFT ``[B, 2, T, F]``: ``|Y|**power``, phase kept.
+
+    With ``power < 1`` the low-level reverberant tails that carry the distance cue (the direct-to-reverberant
+    ratio) are no longer tens of dB below what the encoder sees of the direct sound.
+    """
+    if power == 1.0:
+        return y
+    mag = y.pow(2).sum(1, keepdim=True).add(1e-10).sqrt()
+    return y * mag.pow(power - 1.0)
 
 
 class GlobalLayerNorm(nn.GroupNorm):
@@ -215,7 +229,9 @@ class DQTSModel(nn.Module):
         scale = mix.pow(2).mean(-1, keepdim=True).sqrt().clamp(min=1e-5) if self.cfg.normalize_input \
             else torch.ones_like(mix[:, :1])
         y = self.stft(mix / scale)
-        h = self.gln(self.encoder(y))
+        # the network may see a compressed spectrum (``input_power``, not in the paper); the mask always
+        # multiplies the mixture's own STFT
+        h = self.gln(self.encoder(compress(y, self.cfg.input_power)))
         for blk in self.dq:
             h = blk(h, distance)
         for blk in self.ts:
