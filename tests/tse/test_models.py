@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from voxa.errors import ConfigError
 from voxa.tasks.tse import (
     build_model,
     distance_mae,
@@ -108,6 +109,23 @@ def test_input_power_changes_only_what_the_encoder_sees():
     torch.nn.init.zeros_(comp.decoder.weight)
     torch.nn.init.constant_(comp.decoder.bias, 30.0)
     assert torch.allclose(comp(x, d)[:, 256:-256], x[:, 256:-256], atol=1e-3)
+
+
+@pytest.mark.parametrize("mask,learns", [("sigmoid", False), ("softplus", True)])
+def test_a_passed_through_mixture_still_gets_a_gradient_only_without_a_ceiling(mask, learns):
+    # the trap measured in training: pass-through logits of ~30 make a sigmoid mask exactly 1.0
+    torch.manual_seed(0)
+    m = DQTSModel(DQTSConfig(dim=8, hidden=8, n_dq=1, n_ts=0, stft=StftConfig(rate=8000), mask=mask))
+    torch.nn.init.zeros_(m.decoder.weight)
+    torch.nn.init.constant_(m.decoder.bias, 30.0)
+    x = torch.randn(2, 4000)
+    tse_loss(m(x, torch.tensor([1.0, 3.0])), 0.5 * x, x, torch.tensor([True, False])).backward()
+    assert (m.decoder.weight.grad.abs().sum() > 0) == learns
+
+
+def test_unknown_mask_activation_is_refused():
+    with pytest.raises(ConfigError, match="mask activation"):
+        DQTSModel(DQTSConfig(dim=8, hidden=8, n_dq=1, n_ts=0, mask="relu6"))
 
 
 def _two_talker_items(rate=8000, n=4000):

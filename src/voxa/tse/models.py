@@ -171,7 +171,8 @@ class DQTSConfig:
     """The paper's model: ``n_dq`` DQ blocks then ``n_ts`` TS blocks, embedding D, BLSTM hidden H.
 
     ``paper``: D = H = 64, 4 + 4 (1,252,290 parameters); variants 2DQ+6TS and 6DQ+2TS by ``n_dq``/``n_ts``.
-    ``input_power`` (not in the paper; 1 = off) compresses the encoder's input, see :func:`compress`.
+    ``input_power`` (not in the paper; 1 = off) compresses the encoder's input, see :func:`compress`;
+    ``mask`` is the paper's ``"sigmoid"`` or ``"softplus"`` (see :data:`MASKS`).
     """
 
     dim: int = 64
@@ -185,6 +186,20 @@ class DQTSConfig:
     forget_bias: float = 0.0
     query_every_step: bool = False
     input_power: float = 1.0
+    mask: str = "sigmoid"
+
+
+#: mask activations: the paper's sigmoid, or softplus (not in the paper), which has no ceiling to saturate
+#: against: when passing the mixture through is the best a model can yet do, Adam drives sigmoid logits
+#: to ~30, where the mask is exactly 1.0 in float32 and no gradient flows (measured), while softplus
+#: reaches 1 at a logit of 0.54 with slope 0.63
+MASKS = {"sigmoid": torch.sigmoid, "softplus": F.softplus}
+
+
+def mask_activation(name: str):
+    if name not in MASKS:
+        raise ConfigError(f"unknown mask activation {name!r}; use one of {sorted(MASKS)}")
+    return MASKS[name]
 
 
 def compress(y: torch.Tensor, power: float) -> torch.Tensor:
@@ -221,6 +236,7 @@ class DQTSModel(nn.Module):
         self.ts = nn.ModuleList(TSBlock(c.dim, c.hidden, c.chunk, c.checkpointing, c.forget_bias)
                                 for _ in range(c.n_ts))
         self.decoder = nn.Conv2d(c.dim, 2, 3, padding=1)
+        self.mask = mask_activation(c.mask)
 
     def forward(self, mix: torch.Tensor, distance: torch.Tensor) -> torch.Tensor:
         n = mix.shape[-1]
@@ -236,7 +252,7 @@ class DQTSModel(nn.Module):
             h = blk(h, distance)
         for blk in self.ts:
             h = blk(h)
-        mask = torch.sigmoid(self.decoder(h))
+        mask = self.mask(self.decoder(h))
         return self.stft.inverse(mask * y, n) * scale
 
 
@@ -249,6 +265,7 @@ class LstmDegConfig:
     emb: int = 64
     stft: StftConfig = field(default_factory=StftConfig)
     normalize_input: bool = True
+    mask: str = "sigmoid"
 
 
 class LstmDegModel(nn.Module):
@@ -262,6 +279,7 @@ class LstmDegModel(nn.Module):
         self.rnn = nn.LSTM(n_freq + c.emb, c.hidden, num_layers=c.layers, batch_first=True,
                            bidirectional=True)
         self.out = nn.Linear(2 * c.hidden, n_freq)
+        self.mask = mask_activation(c.mask)
 
     def forward(self, mix: torch.Tensor, distance: torch.Tensor) -> torch.Tensor:
         n = mix.shape[-1]
@@ -271,7 +289,7 @@ class LstmDegModel(nn.Module):
         mag = (y.pow(2).sum(1) + 1e-8).sqrt()  # [B, T, F]
         emb = self.deg(distance)[:, None, :].expand(-1, mag.shape[1], -1)
         h, _ = self.rnn(torch.cat([torch.log1p(mag), emb], -1))
-        mask = torch.sigmoid(self.out(h))  # [B, T, F]
+        mask = self.mask(self.out(h))  # [B, T, F]
         return self.stft.inverse(mask[:, None] * y, n) * scale
 
 
