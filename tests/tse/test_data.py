@@ -131,6 +131,16 @@ def test_collate_and_plot(bank, speech, tmp_path):
     assert png.stat().st_size > 5000
 
 
+def test_items_carry_their_sources_which_sum_to_the_mixture(bank, speech):
+    ds = MixtureDataset(bank, "train", speech, _cfg(presence=1.0, min_talker_gap=1.0), length=4)
+    b = collate([ds[i] for i in range(4)])
+    assert b["sources"].shape == (4, 2, RATE)
+    assert torch.allclose(b["sources"].sum(1), b["mix"], atol=1e-6)
+    # a present target is the source(s) at the query
+    k = (b["distances"] - b["query"][:, None]).abs().argmin(1)
+    assert torch.allclose(b["sources"][torch.arange(4), k], b["target"], atol=1e-6)
+
+
 def test_bank_split_without_rooms_is_an_error(bank, speech):
     with pytest.raises(VoxaError, match="no room"):
         MixtureDataset(bank, "valid", speech, _cfg())

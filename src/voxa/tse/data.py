@@ -284,7 +284,7 @@ class MixtureDataset(Dataset):
         present = bool(inside.any())
         target = (src * inside[:, None].to(src.dtype)).sum(0)
         return {"mix": src.sum(0), "target": target, "query": float(query), "present": present,
-                "distances": torch.from_numpy(distances).float(),
+                "sources": src, "distances": torch.from_numpy(distances).float(),
                 "rir_ids": [r["id"] for r in rows],
                 "utt_ids": [self.speech.records[int(u)].id for u in utt_idx]}
 
@@ -296,6 +296,8 @@ def collate(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "query": torch.tensor([i["query"] for i in items], dtype=torch.float32),
             "present": torch.tensor([i["present"] for i in items]),
             "distances": torch.stack([i["distances"] for i in items]),
+            **({"sources": torch.stack([i["sources"] for i in items])} if all("sources" in i for i in items)
+               else {}),
             "ids": [i.get("id") for i in items]}
 
 
