@@ -6,6 +6,7 @@ Shapes: waveforms ``[batch, samples]``; the STFT ``Y`` is stacked real and imagi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -192,11 +193,12 @@ class DQTSConfig:
 #: mask activations: the paper's sigmoid, or softplus (not in the paper), which has no ceiling to saturate
 #: against: when passing the mixture through is the best a model can yet do, Adam drives sigmoid logits
 #: to ~30, where the mask is exactly 1.0 in float32 and no gradient flows (measured), while softplus
-#: reaches 1 at a logit of 0.54 with slope 0.63
+#: reaches 1 at a logit of 0.54 with slope 0.63. Its floor still saturates: on the same one-talker task it
+#: was driven to 0 instead (logits ~-24, measured), so neither is a cure for a model without a cue
 MASKS = {"sigmoid": torch.sigmoid, "softplus": F.softplus}
 
 
-def mask_activation(name: str):
+def mask_activation(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
     if name not in MASKS:
         raise ConfigError(f"unknown mask activation {name!r}; use one of {sorted(MASKS)}")
     return MASKS[name]
