@@ -291,14 +291,16 @@ class MixtureDataset(Dataset):
 
 def collate(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Batch mixture items (all of one length)."""
-    return {"mix": torch.stack([i["mix"] for i in items]),
-            "target": torch.stack([i["target"] for i in items]),
-            "query": torch.tensor([i["query"] for i in items], dtype=torch.float32),
-            "present": torch.tensor([i["present"] for i in items]),
-            "distances": torch.stack([i["distances"] for i in items]),
-            **({"sources": torch.stack([i["sources"] for i in items])} if all("sources" in i for i in items)
-               else {}),
-            "ids": [i.get("id") for i in items]}
+    batch = {"mix": torch.stack([i["mix"] for i in items]),
+             "target": torch.stack([i["target"] for i in items]),
+             "query": torch.tensor([i["query"] for i in items], dtype=torch.float32),
+             "present": torch.tensor([i["present"] for i in items]),
+             "distances": torch.stack([i["distances"] for i in items]),
+             "ids": [i.get("id") for i in items]}
+    # on-the-fly items carry their sources; a fixed set's items do not
+    if all("sources" in i for i in items):
+        batch["sources"] = torch.stack([i["sources"] for i in items])
+    return batch
 
 
 def write_mixture_set(dataset: MixtureDataset, count: int, out: str | os.PathLike,

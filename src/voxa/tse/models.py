@@ -204,6 +204,11 @@ def mask_activation(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
     return MASKS[name]
 
 
+def magnitude(y: torch.Tensor, eps: float = 1e-10, keepdim: bool = False) -> torch.Tensor:
+    """``|Y|`` of a stacked real/imaginary STFT ``[B, 2, T, F]``: ``[B, T, F]`` (``[B, 1, T, F]`` kept)."""
+    return (y.pow(2).sum(1, keepdim=keepdim) + eps).sqrt()
+
+
 def compress(y: torch.Tensor, power: float) -> torch.Tensor:
     """Power-law compress a stacked real/imaginary STFT ``[B, 2, T, F]``: ``|Y|**power``, phase kept.
 
@@ -212,8 +217,7 @@ def compress(y: torch.Tensor, power: float) -> torch.Tensor:
     """
     if power == 1.0:
         return y
-    mag = y.pow(2).sum(1, keepdim=True).add(1e-10).sqrt()
-    return y * mag.pow(power - 1.0)
+    return y * magnitude(y, keepdim=True).pow(power - 1.0)
 
 
 class GlobalLayerNorm(nn.GroupNorm):
@@ -288,7 +292,7 @@ class LstmDegModel(nn.Module):
         scale = mix.pow(2).mean(-1, keepdim=True).sqrt().clamp(min=1e-5) if self.cfg.normalize_input \
             else torch.ones_like(mix[:, :1])
         y = self.stft(mix / scale)  # [B, 2, T, F]
-        mag = (y.pow(2).sum(1) + 1e-8).sqrt()  # [B, T, F]
+        mag = magnitude(y, eps=1e-8)  # [B, T, F]
         emb = self.deg(distance)[:, None, :].expand(-1, mag.shape[1], -1)
         h, _ = self.rnn(torch.cat([torch.log1p(mag), emb], -1))
         mask = self.mask(self.out(h))  # [B, T, F]
