@@ -52,8 +52,13 @@ class FeatureReader:
         path: a ``feats.scp`` file, an ``index.jsonl`` file, or a directory holding either.
 
     Example:
-        >>> feats = FeatureReader("exp/feats")  # doctest: +SKIP
-        >>> x = feats["utt1"]                   # torch.float32 [frames, dims]
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> index = write_voxa_shard([("utt1", np.zeros((5, 13)))], Path(tmp.name) / "part0.safetensors")
+        >>> feats = FeatureReader(index)        # or the directory holding feats.scp / index.jsonl
+        >>> feats["utt1"].shape                 # torch.float32 [frames, dims]
+        torch.Size([5, 13])
+        >>> tmp.cleanup()
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
