@@ -6,6 +6,8 @@ bash scripts/setup.sh
 . .venv/bin/activate
 ruff check src tests benchmarks
 set +e
+# pyproject's testpaths and addopts make this run tests/ and the docstring examples in src/voxa
+# (--doctest-modules); arguments narrow it as usual, e.g. scripts/test.sh tests/tse -m "not slow"
 python -m pytest -p no:cacheprovider -rs "$@"
 rc=$?
 set -e
