@@ -61,8 +61,8 @@ def test_global_cmvn_streams_and_saves(tmp_path):
     g = GlobalCMVN().fit(chunks)
     allx = torch.cat(chunks)
     assert np.allclose(g.mean_, allx.mean(0).numpy(), atol=1e-5)
-    g.save(tmp_path / "cmvn.npy")
-    h = GlobalCMVN.load(tmp_path / "cmvn.npy")
+    g.save(tmp_path / "cmvn.safetensors")
+    h = GlobalCMVN.load(tmp_path / "cmvn.safetensors")
     assert torch.allclose(h.transform(allx), g.transform(allx))
     assert g.kaldi_stats().shape == (2, 6)
 

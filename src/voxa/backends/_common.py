@@ -104,15 +104,19 @@ class SavableBackend(BaseEstimator):
     def _after_load(self) -> None:
         """Rebuild derived (unsaved) state; called by :meth:`load`."""
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        from voxa.utils.serialization import register
+
+        register(cls._class_id())(cls)
+
     @classmethod
     def _class_id(cls) -> str:
         return f"voxa.backends.{cls.__name__}"
 
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write the fitted model to one safetensors file (tensors + JSON header), atomically."""
+    def state(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The fitted model as ``(tensors, header)``, the form :meth:`save` writes (and chains nest)."""
         import torch
-
-        from voxa.utils.serialization import save_model
 
         self._check_fitted()
         tensors: dict[str, torch.Tensor] = {}
@@ -125,14 +129,11 @@ class SavableBackend(BaseEstimator):
                 tensors[name] = torch.from_numpy(np.ascontiguousarray(a))
         header = {"class": self._class_id(), "config": self.get_params(), "text_arrays": text,
                   "fitted": {k: getattr(self, k) for k in self._scalars}}
-        return save_model(path, tensors, header)
+        return tensors, header
 
     @classmethod
-    def load(cls: type[T], path: str | os.PathLike) -> T:
-        """Read a model written by :meth:`save`."""
-        from voxa.utils.serialization import load_model
-
-        tensors, header = load_model(path, expected_class=cls._class_id())
+    def from_state(cls: type[T], tensors: dict[str, Any], header: dict[str, Any], where: object = "") -> T:
+        """Rebuild a model from :meth:`state`'s ``(tensors, header)``; ``where`` names it in errors."""
         try:
             model = cls(**header["config"])
             for name, t in tensors.items():
@@ -142,9 +143,24 @@ class SavableBackend(BaseEstimator):
             for name, value in header.get("fitted", {}).items():
                 setattr(model, name, value)
         except (KeyError, TypeError, ValueError) as e:
-            raise VoxaError(f"{path}: malformed {cls.__name__} file ({e!r})") from e
+            raise VoxaError(f"{where}: malformed {cls.__name__} file ({e!r})") from e
         missing = [a for a in model._array_names() if not hasattr(model, a)]
         if missing:
-            raise VoxaError(f"{path}: malformed {cls.__name__} file (missing {', '.join(missing)})")
+            raise VoxaError(f"{where}: malformed {cls.__name__} file (missing {', '.join(missing)})")
         model._after_load()
         return model
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the fitted model to one safetensors file (tensors + JSON header), atomically."""
+        from voxa.utils.serialization import save_model
+
+        tensors, header = self.state()
+        return save_model(path, tensors, header)
+
+    @classmethod
+    def load(cls: type[T], path: str | os.PathLike) -> T:
+        """Read a model written by :meth:`save`."""
+        from voxa.utils.serialization import load_model
+
+        tensors, header = load_model(path, expected_class=cls._class_id())
+        return cls.from_state(tensors, header, path)

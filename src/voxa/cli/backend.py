@@ -1,19 +1,14 @@
 """``voxa backend train|score``: a chain of back-ends over utterance vectors (i-vectors, embeddings).
 
-A chain is pre-processing steps (``lnorm``, ``lda``, ``wccn``) ending in a scorer: ``plda`` or
-``cosine`` (verification: trials of enrolment against test) or ``svm`` / ``logreg`` (closed-set
-classes). It is saved as a folder: ``chain.json`` and one safetensors file per step.
+The chain itself (:class:`voxa.backends.chain.BackendChain`) is library code; this module parses and
+prints. A chain saves as one safetensors file (``voxa.load`` restores it).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
-_PRE = ("lnorm", "lda", "wccn")
-_VERIFY = ("plda", "cosine")
-_CLASSIFY = ("svm", "logreg")
+from voxa.backends.chain import CLASSIFY, PRE, VERIFY
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -24,11 +19,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--vectors", required=True, help="vectors file ('voxa ivector extract')")
     t.add_argument("--label", default="speaker", choices=["speaker", "language", "emotion"])
     t.add_argument("--chain", default="lnorm,lda,plda",
-                   help=f"comma-separated steps among {', '.join(_PRE + _VERIFY + _CLASSIFY)}; "
+                   help=f"comma-separated steps among {', '.join(PRE + VERIFY + CLASSIFY)}; "
                         "the last one scores")
     t.add_argument("--set", dest="overrides", action="append", default=[], metavar="STEP.PARAM=VALUE",
                    help="a step's parameter, e.g. lda.n_components=100 or svm.kernel=rbf")
-    t.add_argument("-o", "--output", required=True, help="model folder")
+    t.add_argument("-o", "--output", required=True, help="model file (.safetensors)")
     t.set_defaults(func=_train)
     s = verbs.add_parser("score", help="score trials (verification) or every class (classification)")
     s.add_argument("--model", required=True)
@@ -44,107 +39,46 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def _train(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from voxa.backends import BACKENDS
-    from voxa.errors import ConfigError, VoxaError
-    from voxa.tasks.recipe import apply_overrides
-    from voxa.utils.atomic import write_text_atomic
+    from voxa.backends.chain import BackendChain, check_steps
+    from voxa.errors import VoxaError
+    from voxa.utils.config import apply_overrides
     from voxa.utils.vectors import load_vectors
 
-    steps = [s.strip() for s in args.chain.split(",") if s.strip()]
-    bad = [s for s in steps if s not in _PRE + _VERIFY + _CLASSIFY]
-    if bad or not steps or any(s not in _PRE for s in steps[:-1]):
-        raise ConfigError(f"chain {args.chain!r}: pre-processing steps ({', '.join(_PRE)}) then one scorer "
-                          f"({', '.join(_VERIFY + _CLASSIFY)})")
+    steps = check_steps(args.chain.split(","))
     params = apply_overrides({}, args.overrides)
-    unknown = set(params) - set(steps)
-    if unknown:
-        raise ConfigError(f"--set names step(s) not in the chain: {', '.join(sorted(unknown))}")
     ids, X, labels = load_vectors(args.vectors)
     missing = [u for u in ids if args.label not in labels.get(u, {})]
     if missing:
         raise VoxaError(f"{args.vectors}: {missing[0]} has no {args.label} label")
     y = np.asarray([labels[u][args.label] for u in ids])
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
-    files = []
-    for i, name in enumerate(steps):
-        kind = "cosine" if name == "cosine" else name
-        cls = BACKENDS[kind]
-        try:
-            est = cls(**params.get(name, {}))
-        except TypeError as e:
-            raise ConfigError(f"{name}: {e}") from None
-        est.fit(X, y)
-        if i < len(steps) - 1:
-            X = est.transform(X)
-        f = f"{i}-{name}.safetensors"
-        est.save(out / f)
-        files.append({"step": name, "file": f})
-    write_text_atomic(out / "chain.json", json.dumps({"label": args.label, "steps": files}, indent=2))
-    print(f"back-end {args.chain} on {len(ids)} vectors ({len(set(y))} {args.label}s) -> {out}")
+    chain = BackendChain.fit_steps(steps, X, y, params, label=args.label)
+    chain.save(args.output)
+    print(f"back-end {','.join(steps)} on {len(ids)} vectors ({len(set(y))} {args.label}s) -> {args.output}")
     return 0
 
 
-def _load_chain(path: Path):
-    from voxa.backends import BACKENDS
-    from voxa.errors import VoxaError
-
-    if not (path / "chain.json").is_file():
-        raise VoxaError(f"{path}: no chain.json (run 'voxa backend train' first)")
-    spec = json.loads((path / "chain.json").read_text())
-    return [(s["step"], BACKENDS[s["step"]].load(path / s["file"])) for s in spec["steps"]]
-
-
 def _score(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from voxa.errors import ConfigError, VoxaError
+    from voxa.backends.chain import BackendChain
+    from voxa.errors import ConfigError
     from voxa.tasks.trials import read_trials
     from voxa.utils.atomic import write_text_atomic
     from voxa.utils.vectors import load_vectors
 
-    chain = _load_chain(Path(args.model))
-    *pre, (last, scorer) = chain
+    chain = BackendChain.load(args.model)
     t_ids, T, _ = load_vectors(args.test)
-    for _, est in pre:
-        T = est.transform(T)
-    if last in _CLASSIFY:
-        s = scorer.decision_function(T)
-        classes = [str(c) for c in scorer.classes_]
+    if not chain.verifies:
+        s = chain.decision_function(T)
+        classes = [str(c) for c in chain.classes_]
         lines = ["utterance " + " ".join(classes)] + [f"{u} " + " ".join(f"{v:.6f}" for v in row)
                                                       for u, row in zip(t_ids, s)]
         write_text_atomic(args.output, "\n".join(lines) + "\n")
         print(f"scored {len(t_ids)} utterances against {len(classes)} classes -> {args.output}")
         return 0
     if not (args.enroll and args.trials):
-        raise ConfigError(f"a {last} chain scores trials: give --enroll and --trials")
+        raise ConfigError(f"a {chain.scorer_name} chain scores trials: give --enroll and --trials")
     e_ids, E, e_labels = load_vectors(args.enroll)
-    for _, est in pre:
-        E = est.transform(E)
     trials = read_trials(args.trials)
-    label = json.loads((Path(args.model) / "chain.json").read_text()).get("label", "speaker")
-    groups: dict[str, list[int]] = {}
-    id_set = set(e_ids)
-    for i, u in enumerate(e_ids):
-        groups.setdefault(u, []).append(i)
-        lab = e_labels.get(u, {}).get(label)
-        if lab is not None and lab not in id_set:
-            groups.setdefault(lab, []).append(i)
-    t_row = {u: i for i, u in enumerate(t_ids)}
-    models = sorted({t.enroll for t in trials})
-    bad = [m for m in models if m not in groups] or [t.test for t in trials if t.test not in t_row]
-    if bad:
-        raise VoxaError(f"trial id {bad[0]!r} is in neither vectors file")
-    means = np.stack([E[groups[m]].mean(0) for m in models])
-    counts = np.array([len(groups[m]) for m in models])
-    if last == "plda":
-        M = scorer.score(means, T, n_enroll=counts)
-    else:
-        from voxa.backends import cosine_scores
-
-        M = cosine_scores(means, T)
-    col = {m: i for i, m in enumerate(models)}
-    write_text_atomic(args.output, "".join(f"{t.enroll} {t.test} {M[col[t.enroll], t_row[t.test]]:.6f}\n"
-                                           for t in trials))
+    scores = chain.score_trials(e_ids, E, e_labels, t_ids, T, trials)
+    write_text_atomic(args.output, "".join(f"{t.enroll} {t.test} {v:.6f}\n" for t, v in zip(trials, scores)))
     print(f"scored {len(trials)} trials -> {args.output}")
     return 0

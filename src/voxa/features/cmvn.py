@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from voxa.errors import VoxaError
+from voxa.utils.serialization import register
 
 
 def cmvn(feats: torch.Tensor, norm_vars: bool = False, window: int | None = None,
@@ -57,6 +58,10 @@ def _sliding(feats: torch.Tensor, window: int, norm_vars: bool, eps: float) -> t
     return out.to(feats.dtype)
 
 
+_CLASS = "voxa.features.GlobalCMVN"
+
+
+@register(_CLASS)
 class GlobalCMVN:
     """Global mean/variance statistics accumulated over a corpus (Kaldi's ``compute-cmvn-stats``).
 
@@ -122,15 +127,34 @@ class GlobalCMVN:
         self._check()
         return np.stack([np.append(self.sum, self.count), np.append(self.sumsq, 0.0)])
 
-    def save(self, path: str | os.PathLike) -> None:
-        from voxa.utils.atomic import atomic_path
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the statistics (Kaldi's stats matrix as a tensor) to one safetensors file, atomically."""
+        from voxa.utils.serialization import save_model
 
-        with atomic_path(Path(path), suffix=".npy") as tmp, open(tmp, "wb") as f:
-            np.save(f, self.kaldi_stats())
+        stats = torch.from_numpy(self.kaldi_stats())
+        return save_model(path, {"stats": stats},
+                          {"class": _CLASS, "config": {"norm_vars": self.norm_vars, "eps": self.eps}})
 
     @classmethod
-    def load(cls, path: str | os.PathLike, norm_vars: bool = True) -> GlobalCMVN:
-        stats = np.load(path, allow_pickle=False)
-        g = cls(norm_vars=norm_vars)
+    def load(cls, path: str | os.PathLike, norm_vars: bool | None = None) -> GlobalCMVN:
+        """Read statistics written by :meth:`save` (or a ``.npy`` stats matrix of older voxa).
+
+        ``norm_vars`` overrides the saved setting."""
+        from voxa.utils.serialization import load_model
+
+        path = Path(path)
+        if path.suffix == ".npy":
+            try:
+                stats, cfg = np.load(path, allow_pickle=False), {}
+            except (OSError, ValueError) as e:
+                raise VoxaError(f"{path}: not a CMVN statistics file ({e})") from None
+        else:
+            tensors, header = load_model(path, expected_class=_CLASS)
+            stats, cfg = tensors["stats"].double().numpy(), dict(header.get("config") or {})
+        if stats.ndim != 2 or stats.shape[0] != 2:
+            raise VoxaError(f"{path}: CMVN statistics must be a [2, dims + 1] matrix, got {stats.shape}")
+        if norm_vars is not None:
+            cfg["norm_vars"] = norm_vars
+        g = cls(**cfg)
         g.count, g.sum, g.sumsq = float(stats[0, -1]), stats[0, :-1].copy(), stats[1, :-1].copy()
         return g

@@ -40,6 +40,7 @@ from voxa.gmm.em import (
     phi,
     phi_dim,
 )
+from voxa.utils.serialization import register
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +136,7 @@ def _seed_of(random_state: int | None) -> int:
     return int(random_state) & 0x7FFFFFFF
 
 
+@register(_CLASS)
 class GaussianMixture:
     """Gaussian mixture model with diagonal or full covariances, fitted by EM.
 

@@ -46,6 +46,7 @@ from voxa.gmm import distributed as dist_utils
 from voxa.gmm.em import LOG_2PI
 from voxa.ivector import factor
 from voxa.ivector.stats import BaumWelchStats, as_stats, check_stats, ubm_from_tensors
+from voxa.utils.serialization import register
 
 if TYPE_CHECKING:
     from voxa.gmm.mixture import GaussianMixture
@@ -54,6 +55,7 @@ _CLASS = "voxa.ivector.JointFactorAnalysis"
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
+@register(_CLASS)
 class JointFactorAnalysis:
     """Joint factor analysis with speaker (``V``), channel (``U``) and residual (``D``) terms.
 

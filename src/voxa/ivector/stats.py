@@ -39,6 +39,7 @@ from tqdm import tqdm
 
 from voxa.errors import VoxaError
 from voxa.gmm.em import log_prob, natural_params, phi
+from voxa.utils.serialization import register
 
 if TYPE_CHECKING:
     from voxa.gmm.mixture import GaussianMixture
@@ -54,6 +55,7 @@ Frames = Union[np.ndarray, torch.Tensor]
 
 
 @dataclass
+@register(_CLASS)
 class BaumWelchStats:
     """Per-utterance Baum-Welch statistics.
 

@@ -33,6 +33,7 @@ from tqdm import tqdm
 from voxa.errors import ConfigError, VoxaError
 from voxa.ivector import factor
 from voxa.ivector.stats import as_stats, check_stats, iter_baum_welch_stats, ubm_from_tensors
+from voxa.utils.serialization import register
 
 if TYPE_CHECKING:
     from voxa.gmm.mixture import GaussianMixture
@@ -43,6 +44,7 @@ _CLASS = "voxa.ivector.TotalVariability"
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
+@register(_CLASS)
 class TotalVariability:
     """Total-variability model (i-vector extractor), scikit-learn style.
 

@@ -1,5 +1,8 @@
 """Utterance vectors (i-vectors, embeddings) on disk: one safetensors file, ids and labels in its header.
 
+:class:`VectorSet` is the object ``voxa.load`` returns for such a file; :func:`save_vectors` and
+:func:`load_vectors` are the same format as plain arrays.
+
 Example:
     >>> import numpy as np, tempfile, os
     >>> path = os.path.join(tempfile.mkdtemp(), "iv.safetensors")
@@ -20,6 +23,7 @@ import numpy as np
 import torch
 
 from voxa.errors import VoxaError
+from voxa.utils.serialization import register
 
 _CLASS = "voxa.Vectors"
 
@@ -50,3 +54,27 @@ def load_vectors(path: str | os.PathLike) -> tuple[list[str], np.ndarray, dict[s
     if X.shape[0] != len(ids):
         raise VoxaError(f"{path}: {X.shape[0]} vectors but {len(ids)} ids")
     return ids, X, dict(header.get("labels") or {})
+
+
+@register(_CLASS)
+class VectorSet:
+    """Vectors ``X [n, dim]`` of utterances ``ids`` with per-id ``labels`` (``{"speaker": ...}``)."""
+
+    def __init__(self, ids: Sequence[str], X: Any, labels: Mapping[str, dict[str, str]] | None = None) -> None:
+        self.ids = list(ids)
+        self.X = np.asarray(X)
+        self.labels = {k: dict(v) for k, v in (labels or {}).items()}
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def label(self, name: str) -> list[str | None]:
+        """Each utterance's ``name`` label (``None`` where it has none)."""
+        return [self.labels.get(u, {}).get(name) for u in self.ids]
+
+    def save(self, path: str | os.PathLike) -> Path:
+        return save_vectors(path, self.ids, self.X, self.labels)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> VectorSet:
+        return cls(*load_vectors(path))
