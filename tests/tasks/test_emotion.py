@@ -126,10 +126,10 @@ def test_run_emotion_writes_results_per_system(emotion_run):
     assert saved["config"]["s1"]["gmm"]["n_components"] == 4
 
 
-def test_run_emotion_writes_confusions_and_scores(emotion_run):
+def test_run_emotion_writes_confusions_and_scores(emotion_run, png_plot):
     exp, _ = emotion_run
     for name in ("s1", "s3", "fusion"):
-        assert (exp / f"confusion_{name}.png").stat().st_size > 0
+        png_plot(exp / f"confusion_{name}.png", (588, 500))
         assert np.load(exp / f"scores_{name}.npy").shape == (24, 2)
 
 

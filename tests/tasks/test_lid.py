@@ -137,7 +137,7 @@ def test_run_lid_writes_results_with_the_main_figures(lid_run):
     assert saved["n_train"] + saved["n_dev"] == 30 and saved["n_test"] == 12
 
 
-def test_run_lid_covers_every_system_and_condition(lid_run):
+def test_run_lid_covers_every_system_and_condition(lid_run, png_plot):
     exp, res = lid_run
     assert set(res["systems"]) == {"gmm-ubm", "ivector-lda"}
     for entry in res["systems"].values():
@@ -146,7 +146,7 @@ def test_run_lid_covers_every_system_and_condition(lid_run):
     assert "Cavg 1s" in md and "EER full" in md
     assert "| gmm-ubm |" in md and "| ivector-lda |" in md
     for system in ("gmm-ubm", "ivector-lda"):
-        assert (exp / f"confusion_{system}.png").stat().st_size > 0
+        png_plot(exp / f"confusion_{system}.png", (560, 471))
         assert np.load(exp / f"scores_{system}_1s.npy").shape == (12, 3)
 
 

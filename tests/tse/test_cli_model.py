@@ -20,14 +20,14 @@ def test_extract_writes_audio_of_the_input_length(tmp_path):
     assert sr == 16000 and len(y) == 12000
 
 
-def test_locate_last_line_is_json_and_plot_is_written(tmp_path, capsys):
+def test_locate_last_line_is_json_and_plot_is_written(tmp_path, capsys, png_plot):
     sf.write(tmp_path / "mix.wav", (np.random.default_rng(0).standard_normal(8000) * 0.1).astype(np.float32),
              8000)
     assert main(["tse", "locate", str(tmp_path / "mix.wav"), "--model", str(_model(tmp_path))]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
     res = json.loads(last)
     assert "distances" in res and len(res["queries"]) == 10
-    assert (tmp_path / "mix.sweep.png").exists()
+    png_plot(tmp_path / "mix.sweep.png", (732, 470))
 
 
 def test_missing_model_is_a_clear_error(tmp_path, capsys):
@@ -37,7 +37,7 @@ def test_missing_model_is_a_clear_error(tmp_path, capsys):
     assert rc == 1 and "model not found" in capsys.readouterr().err
 
 
-def test_train_tiny_preset_and_resume(tmp_path):
+def test_train_tiny_preset_and_resume(tmp_path, png_plot):
     import torch
 
     rng = np.random.default_rng(0)
@@ -54,11 +54,17 @@ def test_train_tiny_preset_and_resume(tmp_path):
     assert main(args) == 0
     state = torch.load(tmp_path / "exp" / "checkpoint.pt", weights_only=True)
     assert state["epoch"] == 2 and (tmp_path / "exp" / "model.safetensors").exists()
-    assert (tmp_path / "exp" / "curves.png").exists() and (tmp_path / "exp" / "train_log.csv").exists()
+    png_plot(tmp_path / "exp" / "curves.png", (732, 445))
+    assert (tmp_path / "exp" / "train_log.csv").exists()
     # the presence schedule (0.9, then 0.7) changes the training set, not the settings the model records
     _, header = load_tse_model(tmp_path / "exp" / "model.safetensors")
     assert header["mixing"]["presence"] == 0.9
-    assert main(args + ["--set", "epochs=3"]) == 0  # resumes for one more epoch
+    # the effective settings are in the experiment folder and in the model's header
+    import yaml
+
+    written = yaml.safe_load((tmp_path / "exp" / "config.yaml").read_text())
+    assert written["trainer"]["epochs"] == 2 and header["settings"] == written
+    assert main(args + ["--set", "trainer.epochs=3"]) == 0  # resumes for one more epoch
     assert torch.load(tmp_path / "exp" / "checkpoint.pt", weights_only=True)["epoch"] == 3
     # a nearest-talker first stage (epoch 0 of 2) is judged on its own task; the model kept is the best
     # of the final task's epochs

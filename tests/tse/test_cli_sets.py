@@ -6,7 +6,7 @@ import soundfile as sf
 from voxa.cli.main import main
 
 
-def test_simulate_mixtures_and_score(tmp_path):
+def test_simulate_mixtures_and_score(tmp_path, png_plot):
     rng = np.random.default_rng(0)
     recs = []
     for s in range(10):
@@ -20,7 +20,7 @@ def test_simulate_mixtures_and_score(tmp_path):
     assert main(["tse", "mixtures", "--bank", str(tmp_path / "bank"), "--speech", str(tmp_path / "m.jsonl"),
                  "--count", "6", "--rate", "8000", "--seconds", "0.5", "--presence", "0.5",
                  "--split", "train", "--pool", "train", "--out", str(tmp_path / "set")]) == 0
-    assert (tmp_path / "set" / "geometry.png").exists()
+    png_plot(tmp_path / "set" / "geometry.png", (877, 461))
     rows = [json.loads(x) for x in (tmp_path / "set" / "mixtures.jsonl").read_text().splitlines()]
     assert len(rows) == 6
     est = tmp_path / "est"

@@ -53,11 +53,11 @@ class _Oracle(torch.nn.Module):
         return torch.stack(out)
 
 
-def test_oracle_uses_the_query_and_finds_the_talkers(testset, bank, tmp_path):
+def test_oracle_uses_the_query_and_finds_the_talkers(testset, bank, tmp_path, png_plot):
     res = distance_and_query_use(_Oracle(testset, bank), testset, tmp_path)
     assert res["sdr_right_minus_other_query_db"] > 20
     assert res["mixtures_with_estimate"] >= 4 and res["distance_mae_m"] < 0.5
-    assert (tmp_path / "sweep_000.png").exists()
+    png_plot(tmp_path / "sweep_000.png", (732, 470))
 
 
 class _Blind(torch.nn.Module):
@@ -111,17 +111,32 @@ def test_cli_ship_and_evaluate(testset, tmp_path, capsys):
 
 
 def test_overriding_the_model_drops_the_presets_model_settings():
-    p = tse_tasks.apply_overrides(preset("cpu"), {"model": "lstm_deg", "epochs": 3, "seconds": 0.5})
+    p = tse_tasks.apply_overrides(preset("cpu"), ["model=lstm_deg", "trainer.epochs=3", "mixing.seconds=0.5"])
     assert p.model_config == {} and p.trainer.epochs == 3 and p.mixing.seconds == 0.5
     assert build_model(p).__class__.__name__ == "LstmDegModel"
-    with pytest.raises(ConfigError, match="unknown TSE training setting"):
-        tse_tasks.apply_overrides(preset("cpu"), {"colour": 1})
 
 
-def test_model_settings_are_overridable_by_name():
-    p = tse_tasks.apply_overrides(preset("cpu"), {"query_every_step": True, "dim": 16})
+def test_an_unknown_setting_names_the_valid_ones():
+    with pytest.raises(ConfigError, match="unknown setting 'colour'.*trainer"):
+        tse_tasks.apply_overrides(preset("cpu"), ["colour=1"])
+
+
+def test_a_flat_key_is_refused_with_its_dotted_path():
+    with pytest.raises(ConfigError, match="did you mean trainer.epochs"):
+        tse_tasks.apply_overrides(preset("cpu"), ["epochs=3"])
+
+
+def test_a_setting_the_presence_schedule_overwrites_is_refused():
+    with pytest.raises(ConfigError, match="mixing.presence.*presence_schedule"):
+        tse_tasks.apply_overrides(preset("cpu"), ["mixing.presence=0.2"])
+    p = tse_tasks.apply_overrides(preset("cpu"), ["presence_schedule=[0.2,0.2]"])
+    assert p.presence_schedule == (0.2, 0.2)
+
+
+def test_model_settings_are_overridable():
+    p = tse_tasks.apply_overrides(preset("cpu"), ["model_config.query_every_step=true", "model_config.dim=16"])
     assert p.model_config["query_every_step"] is True and p.model_config["dim"] == 16
     assert build_model(p).cfg.dim == 16
     # a key of the DQ/TS model is refused once the model is LSTM+DEG, whatever the order given
-    with pytest.raises(ConfigError, match="unknown TSE training setting"):
-        tse_tasks.apply_overrides(preset("cpu"), {"query_every_step": True, "model": "lstm_deg"})
+    with pytest.raises(ConfigError, match="model_config.query_every_step"):
+        tse_tasks.apply_overrides(preset("cpu"), ["model_config.query_every_step=true", "model=lstm_deg"])
