@@ -112,18 +112,12 @@ def cmd_score(args: argparse.Namespace) -> None:
 
 def cmd_train(args: argparse.Namespace) -> None:
     """Train (or resume, or fine-tune with --init) a TSE model."""
-    import yaml
-
     from voxa.cli.common import load_data_arg
-    from voxa.tasks.tse import train
+    from voxa.tasks.tse import apply_overrides, preset, train
 
-    overrides = {}
-    for item in args.overrides:
-        if "=" not in item:
-            raise VoxaError(f"override {item!r} must look like key=value")
-        k, v = item.split("=", 1)
-        overrides[k] = yaml.safe_load(v)
-    res = train(args.preset, args.bank, load_data_arg(args.speech), args.exp, overrides, init=args.init)
+    # settings are checked before any data is read
+    apply_overrides(preset(args.preset), args.overrides)
+    res = train(args.preset, args.bank, load_data_arg(args.speech), args.exp, args.overrides, init=args.init)
     print(f"trained {res['steps']} steps in {res['seconds']:.0f} s, best validation loss "
           f"{res['best_valid']:.2f} dB -> {res['model']}")
 
@@ -241,13 +235,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     v.set_defaults(func=cmd_score)
 
     v = verbs.add_parser("train", help="train a DQ/TS (or LSTM+DEG) extraction model; resumes in --exp")
-    v.add_argument("--preset", default="cpu", choices=["cpu", "paper", "tiny"])
+    v.add_argument("--preset", default="cpu",
+                   help="a preset of recipes/tse (cpu, paper, tiny) or a YAML file of the same form")
     v.add_argument("--bank", required=True)
     v.add_argument("--speech", required=True, help="speech manifest or Kaldi dir (split by speaker)")
     v.add_argument("--exp", required=True)
     v.add_argument("--init", default=None, help="start from this model (fine-tuning, e.g. D4 from D3)")
     v.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a preset field, e.g. epochs=10 or model=lstm_deg")
+                   help="change a preset setting, e.g. trainer.epochs=10, mixing.seconds=2, "
+                        "model_config.dim=16, model=lstm_deg, presence_schedule=[0.9,0.7]")
     v.set_defaults(func=cmd_train)
 
     v = verbs.add_parser("evaluate", help="SDR/SDRi/PESQ/iSDR table on fixed test sets")

@@ -9,25 +9,44 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import yaml
 
 from voxa.errors import ConfigError, VoxaError
 from voxa.nn.trainer import TrainerConfig
 from voxa.tse.data import MixtureConfig
-from voxa.tse.models import MODELS, StftConfig, count_parameters
+from voxa.tse.models import MODELS, StftConfig
 from voxa.utils.atomic import write_text_atomic
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "assets" / "tse" / "dqts_cpu_d1.safetensors"
+#: the named presets are YAML recipes: ``recipes/tse/<name>.yaml`` of the checkout
+PRESET_DIR = Path(__file__).resolve().parents[3] / "recipes" / "tse"
 
 
 @dataclass
 class TsePreset:
-    """Everything a training run needs besides data."""
+    """Everything a training run needs besides data (``recipes/tse/*.yaml`` fill one).
+
+    Attributes:
+        model: short name of the model class (``dqts``, ``lstm_deg``).
+        model_config: that class's settings (its STFT follows ``mixing.rate``).
+        mixing: how training mixtures are drawn; ``mixing.presence`` is set by ``presence_schedule``.
+        trainer: optimiser, schedule and checkpoint settings.
+        presence_schedule: presence ratio for the first and the second half of the epochs.
+        epoch_size: training mixtures per epoch.
+        valid_size: validation mixtures.
+        nearest_first: share of the epochs in which every query names the talker nearest to the
+            microphone (presence 1), with talkers at least ``nearest_min_gap`` m apart.
+        nearest_min_gap: see ``nearest_first``.
+    """
+
+    #: settings a schedule overwrites during training: setting them directly would be ignored
+    __scheduled__ = {"mixing.presence": "presence_schedule"}
 
     model: str = "dqts"
     model_config: dict[str, Any] = field(default_factory=dict)
@@ -36,77 +55,71 @@ class TsePreset:
     presence_schedule: tuple[float, float] = (0.9, 0.7)
     epoch_size: int = 9000
     valid_size: int = 200
-    # curriculum: for the first ``nearest_first`` of the epochs every query names the talker nearest to
-    # the microphone (presence 1), with talkers at least ``nearest_min_gap`` m apart
     nearest_first: float = 0.0
     nearest_min_gap: float = 0.0
 
+    def __post_init__(self) -> None:
+        if self.model not in MODELS:
+            raise ConfigError(f"unknown TSE model {self.model!r}; one of {', '.join(MODELS)}")
+        names = sorted(f.name for f in fields(MODELS[self.model][1]) if f.name != "stft")
+        bad = sorted(set(self.model_config) - set(names))
+        if bad:
+            raise ConfigError(f"unknown setting 'model_config.{bad[0]}'; model {self.model!r} takes: "
+                              f"{', '.join(names)}")
+        self.presence_schedule = tuple(self.presence_schedule)  # type: ignore[assignment]
+        if len(self.presence_schedule) != 2 or not all(0 <= v <= 1 for v in self.presence_schedule):
+            raise ConfigError(f"presence_schedule must be two ratios in [0, 1], got {self.presence_schedule}")
 
-def preset(name: str) -> TsePreset:
-    """``paper`` (the article's settings) or ``cpu`` (small enough for a 2-core CPU in about an hour)."""
-    if name == "paper":
-        return TsePreset(model="dqts", model_config={"dim": 64, "hidden": 64, "n_dq": 4, "n_ts": 4,
-                                                      "checkpointing": True},
-                         mixing=MixtureConfig(seconds=4.0, rate=16000, r_spk=0.5))
-    if name == "cpu":
-        # 8 kHz, 1 s, D = H = 32, 2 DQ + 2 TS (0.17 M parameters); talkers kept >= 1 m apart so that a
-        # present query never selects both (which would reward passing the mixture through); forget
-        # gates start near 0.95 so the query step reaches every frame; presence stays 0.9 (at 0.7 a
-        # model that does not yet use the query collapses to silence: measured); the learning rate is
-        # only cut after 10 stale epochs (1,000 steps), as validation on 64 items is noisy. Paired
-        # queries (``queries_per_mixture=2``) and a nearest-talker first stage (``nearest_first``,
-        # ``nearest_min_gap``) are available as settings; neither moved the first 500-770 steps here
-        return TsePreset(model="dqts", model_config={"dim": 32, "hidden": 32, "n_dq": 2, "n_ts": 2,
-                                                      "forget_bias": 3.0},
-                         mixing=MixtureConfig(seconds=1.0, rate=8000, r_spk=0.5, min_talker_gap=1.0),
-                         trainer=TrainerConfig(epochs=40, batch_size=8, lr_patience=10, checkpoint_every=50,
-                                               max_seconds=3600.0),
-                         presence_schedule=(0.9, 0.9), epoch_size=800, valid_size=64)
-    if name == "tiny":
-        return TsePreset(model="dqts", model_config={"dim": 8, "hidden": 8, "n_dq": 1, "n_ts": 0},
-                         mixing=MixtureConfig(seconds=0.5, rate=8000, r_spk=0.5, min_talker_gap=1.0),
-                         trainer=TrainerConfig(epochs=2, batch_size=4, checkpoint_every=2),
-                         epoch_size=16, valid_size=4)
-    raise ConfigError(f"unknown TSE preset {name!r}; use 'paper', 'cpu' or 'tiny'")
+
+def preset_names() -> list[str]:
+    """The named presets (``paper``, ``cpu``, ``tiny``, ...)."""
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def preset(name: str | os.PathLike) -> TsePreset:
+    """A preset by name (``paper``: the article's settings; ``cpu``: small enough for a 2-core CPU in
+    about an hour; ``tiny``: for tests) or from a YAML file of the same form."""
+    from voxa.utils.config import load_yaml
+
+    path = Path(name)
+    if path.suffix not in (".yaml", ".yml"):
+        path = PRESET_DIR / f"{name}.yaml"
+        if not path.is_file():
+            raise ConfigError(f"unknown TSE preset {str(name)!r}; use one of {', '.join(preset_names())} "
+                              f"or a YAML file")
+    return load_yaml(path, TsePreset)
 
 
 def build_model(model: str | TsePreset = "cpu", **overrides: Any) -> torch.nn.Module:
     """A model from a preset name (or preset) with config overrides."""
+    from voxa.utils.config import from_dict
+
     p = preset(model) if isinstance(model, str) else model
     cls, cfg_cls = MODELS[p.model]
-    kw = {**p.model_config, **overrides}
-    kw["stft"] = StftConfig(rate=p.mixing.rate)
-    return cls(cfg_cls(**kw))
+    cfg = from_dict(cfg_cls, {**p.model_config, **overrides}, "model_config.")
+    cfg.stft = StftConfig(rate=p.mixing.rate)
+    return cls(cfg)
 
 
 def save_tse_model(path: str | os.PathLike, model: torch.nn.Module, mixing: MixtureConfig,
-                   card: dict[str, Any] | None = None) -> Path:
-    """Write the model as safetensors with a JSON header (class, config, mixing settings, card)."""
-    from voxa.utils.serialization import save_model
+                   card: dict[str, Any] | None = None, settings: dict[str, Any] | None = None) -> Path:
+    """Write the model as safetensors with a JSON header (class, config, mixing settings, card and the
+    effective training settings)."""
+    from voxa.utils.config import to_dict
 
-    name = next(k for k, (cls, _) in MODELS.items() if isinstance(model, cls))
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    header = {"class": "TseModel", "model": name, "config": asdict(model.cfg), "mixing": asdict(mixing),
-              "parameters": count_parameters(model), "card": card or {}}
-    return save_model(path, tensors, header)
+    return model.save(path, mixing=to_dict(mixing), card=card or {}, settings=settings or {})
 
 
 def load_tse_model(path: str | os.PathLike | None = None) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Load a saved model (default: the one shipped with voxa) without unpickling anything."""
-    from voxa.utils.serialization import load_model
+    from voxa.tse.models import TseModel
 
     path = Path(path) if path else DEFAULT_MODEL
     if not path.exists():
         raise VoxaError(f"{path}: model not found" + (" (voxa ships none in this build; train one with "
                                                        "'voxa tse train')" if path == DEFAULT_MODEL else ""))
-    tensors, header = load_model(path, expected_class="TseModel")
-    cls, cfg_cls = MODELS[header["model"]]
-    cfg = dict(header["config"])
-    cfg["stft"] = StftConfig(**cfg["stft"])
-    model = cls(cfg_cls(**cfg))
-    model.load_state_dict(tensors)
-    model.eval()
-    return model, header
+    model = TseModel.load(path)
+    return model, model.voxa_header
 
 
 @torch.no_grad()
@@ -192,50 +205,47 @@ def plot_sweep(sweep: dict[str, Any], path: str | os.PathLike, true: list[float]
     return save_figure(fig, path)
 
 
-def apply_overrides(p: TsePreset, overrides: dict[str, Any] | None) -> TsePreset:
-    """Set flat ``key=value`` overrides on a preset's own fields, else its trainer's, else its mixing's,
-    else its model's (e.g. ``dim``, ``query_every_step``).
+def apply_overrides(p: TsePreset, overrides: list[str] | None) -> TsePreset:
+    """``p`` with dotted ``--set`` items applied (``trainer.lr=3e-3``, ``mixing.seconds=2``,
+    ``model_config.dim=16``, ``presence_schedule=[0.9,0.7]``).
 
-    Naming another ``model`` drops the preset's model settings (they belong to its own class) unless
-    ``model_config`` is given too.
+    Naming another ``model`` drops the preset's model settings (they belong to its own class); give
+    that model's own as ``model_config.<key>=...``.
+
+    Raises:
+        ConfigError: For an unknown key (naming the valid ones) or ``mixing.presence``, which the
+            presence schedule overwrites.
     """
-    overrides = dict(overrides or {})
-    if "model" in overrides and overrides["model"] != p.model and "model_config" not in overrides:
-        overrides["model_config"] = {}
-    # the model and its settings first, so that model-level keys are checked against the right class
-    first = [k for k in ("model", "model_config") if k in overrides]
-    overrides = {**{k: overrides[k] for k in first}, **overrides}
-    for k, v in overrides.items():
-        if k != "trainer" and hasattr(p, k):
-            setattr(p, k, v)
-        elif hasattr(p.trainer, k):
-            setattr(p.trainer, k, v)
-        elif hasattr(p.mixing, k):
-            p.mixing = replace(p.mixing, **{k: v})  # re-validated by MixtureConfig
-        elif p.model in MODELS and k in {f.name for f in fields(MODELS[p.model][1])} and k != "stft":
-            p.model_config = {**p.model_config, k: v}
-        else:
-            raise ConfigError(f"unknown TSE training setting {k!r}")
-    return p
+    from voxa.utils.config import override, parse_overrides
+
+    items = list(overrides or [])
+    new_model = next((v for (parts, v) in parse_overrides(items) if parts == ["model"]), None)
+    if new_model is not None and new_model != p.model:
+        p = replace(p, model_config={})
+    return override(p, items)
 
 
 def train(preset_name: str | TsePreset, bank: str | os.PathLike, speech: list, exp: str | os.PathLike,
-          overrides: dict[str, Any] | None = None, init: str | os.PathLike | None = None) -> dict[str, Any]:
+          overrides: list[str] | None = None, init: str | os.PathLike | None = None) -> dict[str, Any]:
     """Train a TSE model on a bank's train split, validating on its valid split; resumes if ``exp`` holds a
     checkpoint. ``init`` starts from a saved model (fine-tuning, e.g. D4 from D3)."""
     from voxa.nn.trainer import Trainer
     from voxa.tse.data import MixtureDataset, collate, speech_pools
     from voxa.tse.losses import tse_loss
+    from voxa.utils.config import to_dict
 
     p = apply_overrides(preset(preset_name) if isinstance(preset_name, str) else preset_name, overrides)
     t = p.trainer
     exp = Path(exp)
     exp.mkdir(parents=True, exist_ok=True)
+    settings = to_dict(p)
+    # the effective settings, as a recipe that reproduces the run (voxa tse train --preset exp/config.yaml)
+    write_text_atomic(exp / "config.yaml", yaml.safe_dump(settings, sort_keys=False))
     pools = speech_pools(speech, seed=t.seed)
     # a copy: the schedule changes the dataset's presence and gap, not the preset's recorded settings
     train_set = MixtureDataset(bank, "train", pools["train"], replace(p.mixing), length=p.epoch_size,
                                seed=t.seed, preload=True)
-    vcfg = MixtureConfig(**{**asdict(p.mixing), "presence": 0.5})
+    vcfg = replace(p.mixing, presence=0.5)
     valid_split = "valid" if _split_has_room(bank, "valid", vcfg) else "train"
     valid_set = MixtureDataset(bank, valid_split, pools["valid"], vcfg, length=p.valid_size, seed=t.seed + 1,
                                preload=True)
@@ -286,7 +296,7 @@ def train(preset_name: str | TsePreset, bank: str | os.PathLike, speech: list, e
             "bank_meta": train_set.bank.meta, "speech_train_utterances": len(pools["train"]),
             "epochs": res["epochs"], "steps": res["steps"], "train_seconds": round(res["seconds"], 1),
             "best_valid_loss": res["best_valid"], "batch_size": t.batch_size, "lr": t.lr}
-    save_tse_model(exp / "model.safetensors", model.cpu(), p.mixing, card)
+    save_tse_model(exp / "model.safetensors", model.cpu(), p.mixing, card, settings)
     summary = {**card, "wall_seconds": time.perf_counter() - t0}
     write_text_atomic(exp / "train_summary.json", json.dumps(summary, indent=2, default=str))
     return {**res, "model": str(exp / "model.safetensors")}

@@ -7,14 +7,16 @@ Shapes: waveforms ``[batch, samples]``; the STFT ``Y`` is stacked real and imagi
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from voxa.errors import ConfigError
+from voxa.errors import ConfigError, VoxaError
+from voxa.nn.saving import SavedModule
+from voxa.utils.serialization import register
 
 
 @dataclass
@@ -227,7 +229,31 @@ class GlobalLayerNorm(nn.GroupNorm):
         super().__init__(1, dim)
 
 
-class DQTSModel(nn.Module):
+@register("voxa.tse.TseModel", "TseModel")
+class TseModel(SavedModule):
+    """Base of the distance-query extraction models: ``(mixture [B, N], query distance [B]) -> [B, N]``.
+
+    Loading through this class restores whichever model a file holds; files of older voxa (tag
+    ``TseModel`` with the short model name in ``model``) load too.
+    """
+
+    config_class: type
+
+    def header(self) -> dict:
+        name = next(k for k, (klass, _) in MODELS.items() if isinstance(self, klass))
+        return {**super().header(), "model": name}
+
+    @classmethod
+    def resolve(cls, header: dict, path: object) -> type[SavedModule]:
+        if header.get("class") in ("TseModel", "voxa.tse.TseModel"):
+            if header.get("model") not in MODELS:
+                raise VoxaError(f"{path}: unknown TSE model {header.get('model')!r}")
+            return MODELS[header["model"]][0]
+        return super().resolve(header, path)
+
+
+@register("voxa.tse.DQTSModel")
+class DQTSModel(TseModel):
     """Distance-based target speech extraction: ``(mixture [B, N], query distance [B]) -> [B, N]``."""
 
     def __init__(self, cfg: DQTSConfig | None = None) -> None:
@@ -274,7 +300,10 @@ class LstmDegConfig:
     mask: str = "sigmoid"
 
 
-class LstmDegModel(nn.Module):
+@register("voxa.tse.LstmDegModel")
+class LstmDegModel(TseModel):
+    """Table II's baseline: ``(mixture [B, N], query distance [B]) -> [B, N]``."""
+
     def __init__(self, cfg: LstmDegConfig | None = None) -> None:
         super().__init__()
         self.cfg = cfg or LstmDegConfig()
@@ -300,11 +329,10 @@ class LstmDegModel(nn.Module):
 
 
 MODELS = {"dqts": (DQTSModel, DQTSConfig), "lstm_deg": (LstmDegModel, LstmDegConfig)}
+DQTSModel.config_class = DQTSConfig
+LstmDegModel.config_class = LstmDegConfig
 
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
-
-def config_to_dict(cfg) -> dict:
-    return asdict(cfg)

@@ -60,7 +60,8 @@ def load_vectors(path: str | os.PathLike) -> tuple[list[str], np.ndarray, dict[s
 class VectorSet:
     """Vectors ``X [n, dim]`` of utterances ``ids`` with per-id ``labels`` (``{"speaker": ...}``)."""
 
-    def __init__(self, ids: Sequence[str], X: Any, labels: Mapping[str, dict[str, str]] | None = None) -> None:
+    def __init__(self, ids: Sequence[str], X: Any,
+                 labels: Mapping[str, dict[str, str]] | None = None) -> None:
         self.ids = list(ids)
         self.X = np.asarray(X)
         self.labels = {k: dict(v) for k, v in (labels or {}).items()}
