@@ -1,10 +1,9 @@
-import time
-
 import numpy as np
 import pytest
 import torch
 
 from voxa.errors import ConfigError
+from voxa.metrics.separation import si_sdr
 from voxa.tasks.tse import (
     build_model,
     distance_mae,
@@ -67,12 +66,6 @@ def test_chunked_and_checkpointed_equal_plain():
     y2.pow(2).sum().backward()
     g1 = m1.encoder.weight.grad
     assert torch.allclose(g1, m2.encoder.weight.grad, atol=1e-4 * g1.abs().max().item())
-
-
-def test_query_changes_the_output():
-    m = build_model("tiny")
-    x = torch.randn(1, 4000)
-    assert not torch.allclose(m(x, torch.tensor([1.0])), m(x, torch.tensor([4.0])))
 
 
 def test_query_every_step_adds_no_parameters_and_changes_the_output():
@@ -155,24 +148,26 @@ def _two_talker_items(rate=8000, n=4000):
 
 @pytest.mark.slow
 def test_tiny_model_learns_to_use_the_query():
-    """Same two mixtures, each queried at both talkers' distances: only a model that uses the query
-    can get the training loss below -5 dB (passing the mixture through gives about -3 dB)."""
+    """Same two mixtures, each queried at both talkers' distances (same input, two targets), 120 steps:
+    the trained model's output follows the query. A query-blind model stalls near -3 dB of loss with
+    either target as close as the other; seeds 0-4 reach -7.5 to -9 dB, each output 13-32 dB closer (in
+    SI-SDR) to its own talker than to the other one, by step 100."""
     torch.manual_seed(0)
     mix, tgt, q = _two_talker_items()
+    other = tgt[[1, 0, 3, 2]]  # the other talker of the same mixture
     present = torch.ones(4, dtype=torch.bool)
     m = DQTSModel(DQTSConfig(dim=16, hidden=16, n_dq=1, n_ts=1, stft=StftConfig(rate=8000)))
     opt = torch.optim.Adam(m.parameters(), 3e-3)
-    passthrough = float(tse_loss(mix, tgt, mix, present))
-    t0, best = time.time(), 0.0
-    while time.time() - t0 < 110 and best > -5.0:
+    for _ in range(120):
         loss = tse_loss(m(mix, q), tgt, mix, present)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(m.parameters(), 5.0)
         opt.step()
-        best = min(best, float(loss.detach()))
-    assert passthrough > -4.0
-    assert best < -5.0
+    with torch.no_grad():
+        y = m(mix, q)
+    assert float(tse_loss(y, tgt, mix, present)) < -6.0
+    assert (si_sdr(y, tgt) - si_sdr(y, other)).min() > 10.0
 
 
 def test_absent_query_output_is_quieter_after_training_on_absence():
