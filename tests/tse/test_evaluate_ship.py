@@ -107,7 +107,7 @@ def test_cli_ship_and_evaluate(testset, tmp_path, capsys):
     assert main(["tse", "ship", "--model", str(model), "--results", str(tmp_path / "ev" / "results.json"),
                  "-o", str(tmp_path / "s.safetensors")]) == 0
     assert json.loads((tmp_path / "ev" / "results.json").read_text())["summary"]["sdr"]["n"] == 1
-    assert (tmp_path / "s.md").exists()
+    assert "## Scores" in (tmp_path / "s.md").read_text()
 
 
 def test_overriding_the_model_drops_the_presets_model_settings():
