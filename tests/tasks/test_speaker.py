@@ -4,7 +4,8 @@ import pytest
 
 from voxa.cli.main import main
 from voxa.data.corpora import prepare
-from voxa.tasks.speaker import GmmUbmConfig, SpeakerConfig, run_identification, run_verification
+from voxa.gmm.ubm import GmmUbmConfig
+from voxa.tasks.speaker import SpeakerConfig, run_identification, run_verification
 
 
 @pytest.fixture(scope="module")

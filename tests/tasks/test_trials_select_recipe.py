@@ -70,7 +70,14 @@ def test_shipped_recipes_parse():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2] / "recipes"
-    files = sorted(root.glob("*/*.yaml"))
+    files = sorted(f for f in root.glob("*/*.yaml") if f.parent.name != "tse")
     assert files
     for f in files:
         assert load_recipe(f)["task"]
+
+
+def test_shipped_tse_presets_parse():
+    from voxa.tasks.tse import preset, preset_names
+
+    assert {"paper", "cpu", "tiny"} <= set(preset_names())
+    assert preset("paper").model_config["n_dq"] == 4 and preset("paper").trainer.batch_size == 14

@@ -18,5 +18,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from voxa.tasks.demo import run_demo
 
-    run_demo(args.out, args.data, args.quick, args.stages)
+    run_demo(args.out, args.data, args.quick, args.stages, report=lambda msg: print(msg, flush=True))
     return 0

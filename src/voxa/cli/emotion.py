@@ -26,13 +26,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def _evaluate(args: argparse.Namespace) -> int:
     from voxa.cli.common import load_data_arg
     from voxa.tasks.emotion import FUSION, run_emotion
-    from voxa.tasks.recipe import apply_overrides
+    from voxa.utils.config import apply_overrides
 
     systems = args.system
     if systems == [FUSION]:
         systems = None  # fusion alone means: the three systems and their fusion
-    run_emotion(load_data_arg(args.data), args.exp, systems=systems,
-                overrides=apply_overrides({}, args.overrides) or None,
-                main=args.system[-1] if args.system else None,
-                speaker_norm=args.speaker_norm is not False)
+    res = run_emotion(load_data_arg(args.data), args.exp, systems=systems,
+                      overrides=apply_overrides({}, args.overrides) or None,
+                      main=args.system[-1] if args.system else None,
+                      speaker_norm=args.speaker_norm is not False)
+    print(res.table)
     return 0

@@ -28,8 +28,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def _train(args: argparse.Namespace) -> int:
     from voxa.cli.common import data_key, load_data_arg
     from voxa.cli.lid import load_config
+    from voxa.features.cache import load_features
     from voxa.tasks.classify import FrontEnd
-    from voxa.tasks.speaker import load_features
     from voxa.utils.atomic import write_text_atomic
 
     cfg = load_config(args.config, args.overrides)
@@ -47,9 +47,9 @@ def _train(args: argparse.Namespace) -> int:
 def _extract(args: argparse.Namespace) -> int:
     from voxa.cli.common import data_key, load_data_arg
     from voxa.errors import VoxaError
+    from voxa.features.cache import load_features
     from voxa.ivector import TotalVariability
     from voxa.tasks.classify import ClassifierConfig, FrontEnd
-    from voxa.tasks.speaker import load_features
     from voxa.utils.vectors import save_vectors
 
     exp = Path(args.exp)

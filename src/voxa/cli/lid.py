@@ -59,5 +59,5 @@ def _evaluate(args: argparse.Namespace) -> int:
         except ValueError:
             raise ConfigError(f"duration {d!r} must be seconds or 'full'") from None
     cfg = load_config(args.config, args.overrides, DEFAULT_CONFIG)
-    run_lid(train, test, cfg, args.exp, systems=args.system, durations=durations, seed=args.seed)
+    print(run_lid(train, test, cfg, args.exp, systems=args.system, durations=durations, seed=args.seed).table)
     return 0

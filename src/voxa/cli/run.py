@@ -18,5 +18,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from voxa.tasks.recipe import run_recipe
 
-    run_recipe(args.recipe, args.data, args.exp, args.overrides)
+    print(run_recipe(args.recipe, args.data, args.exp, args.overrides).table)
     return 0

@@ -58,8 +58,9 @@ def _data(path: str):
 def _train_ubm(args: argparse.Namespace) -> int:
     """Under ``torchrun`` every rank extracts and holds only its share of the utterances; EM sums
     the sufficient statistics over ranks, and rank 0 writes the model."""
+    from voxa.features.cache import load_features
     from voxa.gmm.distributed import init_from_env, rank, world_size
-    from voxa.tasks.speaker import load_features, train_ubm
+    from voxa.gmm.ubm import train_ubm
     from voxa.utils.atomic import write_text_atomic
 
     cfg = _config(args)
@@ -80,9 +81,12 @@ def _train_ubm(args: argparse.Namespace) -> int:
 
 
 def _enroll(args: argparse.Namespace) -> int:
+    from voxa.data.select import groups_by_speaker
     from voxa.errors import VoxaError
+    from voxa.features.cache import load_features
     from voxa.gmm import GaussianMixture
-    from voxa.tasks.speaker import SpeakerConfig, _groups_by_speaker, enroll, load_features
+    from voxa.gmm.ubm import enroll
+    from voxa.tasks.speaker import SpeakerConfig
 
     exp = Path(args.exp)
     if not (exp / "ubm.safetensors").is_file():
@@ -94,7 +98,7 @@ def _enroll(args: argparse.Namespace) -> int:
     from voxa.cli.common import data_key
 
     feats = load_features(records, cfg.features, exp / "feats_enroll" / data_key(records))
-    models = enroll(ubm, feats, _groups_by_speaker(records), cfg.gmm)
+    models = enroll(ubm, feats, groups_by_speaker(records), cfg.gmm)
     for name, m in models.items():
         m.save(exp / "models" / f"{name}.safetensors")
     print(f"enrolled {len(models)} speakers -> {exp / 'models'}")
@@ -104,13 +108,14 @@ def _enroll(args: argparse.Namespace) -> int:
 def _identify(args: argparse.Namespace) -> int:
     from voxa.tasks.speaker import run_identification
 
-    run_identification(_data(args.train), _data(args.test), _config(args), args.exp)
+    print(run_identification(_data(args.train), _data(args.test), _config(args), args.exp).table)
     return 0
 
 
 def _verify(args: argparse.Namespace) -> int:
     from voxa.tasks.speaker import run_verification
 
-    run_verification(_data(args.background), _data(args.enroll), _data(args.test), _config(args),
-                     args.exp, trials=args.trials, nontarget_ratio=args.nontarget_ratio, seed=args.seed)
+    res = run_verification(_data(args.background), _data(args.enroll), _data(args.test), _config(args),
+                           args.exp, trials=args.trials, nontarget_ratio=args.nontarget_ratio, seed=args.seed)
+    print(res.table)
     return 0

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from voxa.data.manifest import Record
-from voxa.errors import ConfigError
+from voxa.errors import ConfigError, VoxaError
 
 
 def field_value(record: Record, name: str) -> Any:
@@ -70,3 +70,17 @@ def select(records: Sequence[Record], spec: dict[str, Any] | None) -> list[Recor
             by[str(r.speaker)].append(r)
         out = [r for spk in sorted(by) for r in by[spk][start:stop]]
     return out
+
+
+def groups_by_speaker(records: Sequence[Record]) -> dict[str, list[str]]:
+    """Utterance ids by speaker label, in record order.
+
+    Raises:
+        VoxaError: If a record has no speaker label.
+    """
+    g: dict[str, list[str]] = defaultdict(list)
+    for r in records:
+        if r.speaker is None:
+            raise VoxaError(f"{r.id}: no speaker label (needed to enrol)")
+        g[r.speaker].append(r.id)
+    return dict(g)

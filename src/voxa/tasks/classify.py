@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 from voxa.errors import ConfigError, VoxaError
 from voxa.features.pipeline import FeatureConfig
-from voxa.tasks.speaker import GmmUbmConfig, train_ubm
+from voxa.gmm.ubm import GmmUbmConfig, train_ubm
 
 log = logging.getLogger(__name__)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -40,9 +41,10 @@ class DemoContext:
     quick: bool = False
     state: dict[str, Any] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
+    report: Callable[[str], None] = logging.getLogger(__name__).info
 
     def log(self, msg: str) -> None:
-        print(f"[demo] {msg}", flush=True)
+        self.report(f"[demo] {msg}")
 
 
 def _stage_corpus(ctx: DemoContext) -> None:
@@ -91,7 +93,8 @@ def _stage_plot(ctx: DemoContext) -> None:
 
 
 def _stage_speaker_id(ctx: DemoContext) -> None:
-    from voxa.tasks.speaker import GmmUbmConfig, SpeakerConfig, run_identification
+    from voxa.gmm.ubm import GmmUbmConfig
+    from voxa.tasks.speaker import SpeakerConfig, run_identification
 
     records = ctx.state["records"]
     takes = sorted({r.extra["take"] for r in records})
@@ -176,9 +179,12 @@ STAGES: list[tuple[str, Callable[[DemoContext], None]]] = [
 
 
 def run_demo(out: str | os.PathLike = "exp/demo", data: str | None = None, quick: bool = False,
-             stages: list[str] | None = None) -> dict[str, Any]:
-    """Run the demo's stages in order and write ``out/summary.json``."""
+             stages: list[str] | None = None, report: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run the demo's stages in order and write ``out/summary.json``; each step's line goes to ``report``
+    (default: this module's logger; the CLI prints them)."""
     ctx = DemoContext(out=Path(out).resolve(), data_root=find_data_root(data), quick=quick)
+    if report is not None:
+        ctx.report = report
     ctx.out.mkdir(parents=True, exist_ok=True)
     for name, fn in STAGES:
         if stages and name not in stages and name != "corpus":

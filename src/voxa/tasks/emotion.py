@@ -30,9 +30,9 @@ import numpy as np
 
 from voxa.data.manifest import Record
 from voxa.errors import ConfigError, VoxaError
+from voxa.features.cache import load_features
 from voxa.tasks.classify import SYSTEMS, ClassifierConfig, FrontEnd, system_scores
-from voxa.tasks.speaker import load_features, print_table
-from voxa.utils.atomic import write_text_atomic
+from voxa.tasks.results import finish, format_table
 
 log = logging.getLogger(__name__)
 
@@ -201,8 +201,7 @@ def run_emotion(records: Sequence[Record], exp: str | os.PathLike, systems: Sequ
                "speaker_norm": speaker_norm, "systems": per_system,
                "config": {k: {"system": v[0], **v[1].to_dict()} for k, v in specs.items()},
                "seconds_total": round(time.perf_counter() - t0, 1)}
-    write_text_atomic(exp / "results.json", json.dumps(results, indent=2))
-    print_table({f"{k} uar": v["uar"] for k, v in per_system.items()}
-                | {f"{k} accuracy": v["accuracy"] for k, v in per_system.items()},
-                f"emotion recognition, leave-one-speaker-out ({len(folds)} speakers, {len(records)} utts)")
-    return results
+    return finish(exp, results, format_table(
+        {f"{k} uar": v["uar"] for k, v in per_system.items()}
+        | {f"{k} accuracy": v["accuracy"] for k, v in per_system.items()},
+        f"emotion recognition, leave-one-speaker-out ({len(folds)} speakers, {len(records)} utts)"))

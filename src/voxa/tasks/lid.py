@@ -15,7 +15,6 @@ If the system told voices apart rather than languages, it would be near chance t
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -29,8 +28,9 @@ import numpy as np
 
 from voxa.data.manifest import Record
 from voxa.errors import ConfigError, VoxaError
+from voxa.features.cache import load_features
 from voxa.tasks.classify import SYSTEMS, ClassifierConfig, FrontEnd, check_system, crop, system_scores
-from voxa.tasks.speaker import load_features, print_table
+from voxa.tasks.results import finish, format_table
 from voxa.utils.atomic import write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -179,13 +179,11 @@ def run_lid(train: Sequence[Record], test: Sequence[Record], cfg: ClassifierConf
                "accuracy": top["accuracy"], "languages": sorted(set(fit_labels)),
                "n_train": len(fit_idx), "n_dev": len(dev_idx), "n_test": len(test), "systems": table,
                "config": cfg.to_dict(), "seconds_total": round(time.perf_counter() - t0, 1)}
-    write_text_atomic(exp / "results.json", json.dumps(results, indent=2))
     md = markdown_table(table)
     write_text_atomic(exp / "table.md", md)
-    print(md)
-    print_table({k: v for k, v in results.items() if k in ("cavg", "min_cavg", "eer", "accuracy")},
-                f"language ID: {main}, full length")
-    return results
+    summary = format_table({k: v for k, v in results.items() if k in ("cavg", "min_cavg", "eer", "accuracy")},
+                           f"language ID: {main}, full length")
+    return finish(exp, results, md + "\n" + summary)
 
 
 def markdown_table(table: dict[str, dict[str, Any]]) -> str:

@@ -1,66 +1,35 @@
 """GMM-UBM speaker identification and verification: library functions the CLI and recipes call.
 
+The parts other tasks share live in modules named for them: the GMM-UBM system in :mod:`voxa.gmm.ubm`,
+cached features in :mod:`voxa.features.cache`, results and tables in :mod:`voxa.tasks.results`.
+
 Pipeline: features (stored under the experiment directory) -> UBM by EM -> MAP-adapted speaker (or
 utterance) models -> average-frame log-likelihood ratios (top-C) -> metrics, table, JSON, plots.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from tqdm import tqdm
 
 from voxa.data.manifest import Record
+from voxa.data.select import groups_by_speaker
 from voxa.errors import ConfigError, VoxaError
-from voxa.features.pipeline import FeatureConfig, compute_features
-from voxa.features.store import FeatureReader
+from voxa.features.cache import load_features
+from voxa.features.pipeline import FeatureConfig
+from voxa.gmm.ubm import GmmUbmConfig, enroll, score_matrix, train_ubm
+from voxa.tasks.results import finish
 from voxa.tasks.trials import Trial, prepare_trials
 from voxa.utils.atomic import write_text_atomic
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class GmmUbmConfig:
-    """The GMM-UBM system's settings.
-
-    Attributes:
-        n_components: UBM size.
-        covariance_type: ``diag`` or ``full``.
-        init: ``split`` (mixing up 1, 2, 4, ... K) or ``kmeans++``.
-        max_iter: EM iterations at the final size.
-        tol: convergence on the relative change of the average log-likelihood.
-        relevance_factor: MAP relevance factor r.
-        adapt: which parameters MAP adapts: letters of ``m`` (means), ``w`` (weights), ``v`` (variances).
-        top_c: Gaussians per frame used in scoring (``None``: exact).
-        max_ubm_frames: random subsample of the background frames used for the UBM.
-        seed: initialisation and subsampling seed.
-    """
-
-    n_components: int = 256
-    covariance_type: str = "diag"
-    init: str = "split"
-    max_iter: int = 20
-    tol: float = 1e-4
-    relevance_factor: float = 16.0
-    adapt: str = "m"
-    top_c: int | None = 5
-    max_ubm_frames: int | None = 2_000_000
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if set(self.adapt) - set("mwv") or not self.adapt:
-            raise ConfigError(f"adapt must be letters of 'mwv', got {self.adapt!r}")
 
 
 @dataclass
@@ -84,89 +53,6 @@ class SpeakerConfig:
         return {"features": self.features.to_dict(), "gmm": asdict(self.gmm)}
 
 
-def load_features(records: Sequence[Record], cfg: FeatureConfig, outdir: str | os.PathLike
-                  ) -> dict[str, torch.Tensor]:
-    """Compute (or reuse) stored features for ``records`` under ``outdir/<settings key>`` and load
-    them into memory by id (so that runs with other feature settings never mix).
-
-    ``records`` may list an utterance more than once (e.g. several sets concatenated); each is
-    computed once, in id order, so the same utterances always make the same store."""
-    unique = sorted({r.id: r for r in records}.values(), key=lambda r: r.id)
-    index = compute_features(unique, cfg, Path(outdir) / cfg.key(), progress=True)
-    reader = FeatureReader(index)
-    feats = {k: reader[k] for k in reader.keys()}
-    empty = [k for k, v in feats.items() if v.shape[0] == 0]
-    if empty:
-        raise VoxaError(f"{len(empty)} utterance(s) too short for one frame of features, e.g. {empty[0]}")
-    return feats
-
-
-def _gmm_cls():
-    from voxa.gmm import GaussianMixture
-
-    return GaussianMixture
-
-
-def train_ubm(frames_by_utt: dict[str, torch.Tensor], cfg: GmmUbmConfig):
-    """Train the universal background model on the pooled frames (subsampled to ``max_ubm_frames``)."""
-    X = torch.cat(list(frames_by_utt.values()))
-    if cfg.max_ubm_frames and X.shape[0] > cfg.max_ubm_frames:
-        g = torch.Generator().manual_seed(cfg.seed)
-        X = X[torch.randperm(X.shape[0], generator=g)[: cfg.max_ubm_frames]]
-    if X.shape[0] < 10 * cfg.n_components:
-        log.warning("only %d frames for %d Gaussians", X.shape[0], cfg.n_components)
-    ubm = _gmm_cls()(n_components=cfg.n_components, covariance_type=cfg.covariance_type,
-                     max_iter=cfg.max_iter, tol=cfg.tol, init=cfg.init, random_state=cfg.seed)
-    return ubm.fit(X)
-
-
-def enroll(ubm, frames_by_utt: dict[str, torch.Tensor], groups: dict[str, list[str]],
-           cfg: GmmUbmConfig) -> dict[str, Any]:
-    """MAP-adapt one model per group (a speaker's utterance ids, or one utterance)."""
-    models = {}
-    for name, utts in tqdm(sorted(groups.items()), desc="enrol", unit="model", leave=False):
-        X = torch.cat([frames_by_utt[u] for u in utts])
-        models[name] = ubm.map_adapt(X, relevance_factor=cfg.relevance_factor, adapt=cfg.adapt)
-    return models
-
-
-def score_matrix(models: dict[str, Any], ubm, frames_by_utt: dict[str, torch.Tensor],
-                 test_ids: Sequence[str], top_c: int | None) -> tuple[np.ndarray, list[str]]:
-    """LLR of every test utterance against every model: ``[len(test_ids), len(models)]``."""
-    from voxa.gmm.scoring import llr_many
-
-    names = sorted(models)
-    stacked = [models[n] for n in names]
-    out = np.zeros((len(test_ids), len(names)))
-    for i, u in enumerate(tqdm(test_ids, desc="score", unit="utt", leave=False)):
-        out[i] = llr_many(stacked, ubm, frames_by_utt[u], top_c=top_c)
-    return out, names
-
-
-def _groups_by_speaker(records: Sequence[Record]) -> dict[str, list[str]]:
-    g: dict[str, list[str]] = defaultdict(list)
-    for r in records:
-        if r.speaker is None:
-            raise VoxaError(f"{r.id}: no speaker label (needed to enrol)")
-        g[r.speaker].append(r.id)
-    return dict(g)
-
-
-def print_table(results: dict[str, Any], title: str) -> str:
-    rows = [(k, v) for k, v in results.items() if isinstance(v, (int, float))]
-    width = max(len(k) for k, _ in rows) if rows else 10
-    lines = [title, "-" * (width + 14)]
-    for k, v in rows:
-        lines.append(f"{k:<{width}}  {v:>10.4f}" if isinstance(v, float) else f"{k:<{width}}  {v:>10d}")
-    text = "\n".join(lines)
-    print(text)
-    return text
-
-
-def _write_results(exp: Path, results: dict[str, Any]) -> None:
-    write_text_atomic(exp / "results.json", json.dumps(results, indent=2, sort_keys=False))
-
-
 def run_identification(train: Sequence[Record], test: Sequence[Record], cfg: SpeakerConfig,
                        exp: str | os.PathLike) -> dict[str, Any]:
     """Closed-set speaker identification: UBM on ``train``, one MAP model per training speaker,
@@ -186,7 +72,7 @@ def run_identification(train: Sequence[Record], test: Sequence[Record], cfg: Spe
     ubm = train_ubm({k: v for k, v in feats.items() if k in train_ids}, cfg.gmm)
     ubm.save(exp / "ubm.safetensors")
     t_ubm = time.perf_counter() - t0 - t_feat
-    models = enroll(ubm, feats, _groups_by_speaker(train), cfg.gmm)
+    models = enroll(ubm, feats, groups_by_speaker(train), cfg.gmm)
     test_ids = [r.id for r in test]
     scores, names = score_matrix(models, ubm, feats, test_ids, cfg.gmm.top_c)
     truth = [r.speaker for r in test]
@@ -202,9 +88,7 @@ def run_identification(train: Sequence[Record], test: Sequence[Record], cfg: Spe
         "seconds_total": round(time.perf_counter() - t0, 2),
         "config": cfg.to_dict(),
     }
-    _write_results(exp, results)
-    print_table(results, f"speaker identification ({len(names)} speakers, {len(test)} tests)")
-    return results
+    return finish(exp, results, title=f"speaker identification ({len(names)} speakers, {len(test)} tests)")
 
 
 def run_verification(background: Sequence[Record], enroll_set: Sequence[Record],
@@ -228,7 +112,7 @@ def run_verification(background: Sequence[Record], enroll_set: Sequence[Record],
     bg = {r.id for r in background}
     ubm = train_ubm({k: v for k, v in feats.items() if k in bg}, cfg.gmm)
     ubm.save(exp / "ubm.safetensors")
-    spk_groups = _groups_by_speaker(enroll_set) if all(r.speaker for r in enroll_set) else {}
+    spk_groups = groups_by_speaker(enroll_set) if all(r.speaker for r in enroll_set) else {}
     enroll_ids = {r.id for r in enroll_set}
     groups: dict[str, list[str]] = {}
     for t in trials:
@@ -258,6 +142,8 @@ def run_verification(background: Sequence[Record], enroll_set: Sequence[Record],
     results = {**{k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in metrics.items()},
                "n_models": len(models), "n_test_utterances": len(test_ids),
                "seconds_total": round(time.perf_counter() - t0, 2), "config": cfg.to_dict()}
-    _write_results(exp, results)
-    print_table(results, f"speaker verification ({len(trials)} trials)")
-    return results
+    return finish(exp, results, title=f"speaker verification ({len(trials)} trials)")
+
+
+__all__ = ["GmmUbmConfig", "SpeakerConfig", "enroll", "load_features", "run_identification",
+           "run_verification", "score_matrix", "train_ubm"]

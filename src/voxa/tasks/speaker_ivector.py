@@ -8,7 +8,6 @@ beside the GMM-UBM system's.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Sequence
@@ -19,8 +18,9 @@ import numpy as np
 
 from voxa.data.manifest import Record
 from voxa.errors import ConfigError, VoxaError
+from voxa.features.cache import load_features
 from voxa.tasks.classify import ClassifierConfig, FrontEnd
-from voxa.tasks.speaker import load_features, print_table
+from voxa.tasks.results import finish, format_table
 from voxa.tasks.trials import Trial, prepare_trials
 from voxa.utils.atomic import write_text_atomic
 
@@ -159,7 +159,5 @@ def run_ivector_verification(background: Sequence[Record], test_set: Sequence[Re
                "backends": per_backend, "n_trials": len(trials), "n_background": len(background),
                "background_segmented": segmented, "n_background_vectors": len(bg_feats),
                "config": cfg.to_dict(), "seconds_total": round(time.perf_counter() - t0, 1)}
-    write_text_atomic(exp / "results.json", json.dumps(results, indent=2))
-    print_table({f"{b} eer": v["eer"] for b, v in per_backend.items()},
-                f"speaker verification, i-vectors ({len(trials)} trials)")
-    return results
+    return finish(exp, results, format_table({f"{b} eer": v["eer"] for b, v in per_backend.items()},
+                                             f"speaker verification, i-vectors ({len(trials)} trials)"))

@@ -324,7 +324,6 @@ def evaluate(model_path: str | os.PathLike | None, testset: str | os.PathLike, o
     write_results(out, res)
     md = markdown_table({header.get("model", "model"): res})
     write_text_atomic(out / "results.md", md)
-    print(md)
     return res
 
 
