@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+from voxa.errors import ConfigError
 from voxa.features import GlobalCMVN, add_deltas, cmvn, delta, sdc
 
 
@@ -78,7 +79,7 @@ def test_sdc_7_1_3_7():
 
 
 def test_sdc_needs_enough_cepstra():
-    with pytest.raises(ValueError, match="at least 7"):
+    with pytest.raises(ConfigError, match=r"sdc N=7 must be at most the number of cepstra \(5\)"):
         sdc(torch.randn(10, 5))
 
 

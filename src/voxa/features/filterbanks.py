@@ -7,6 +7,8 @@ from functools import lru_cache
 
 import torch
 
+from voxa.errors import ConfigError
+
 _SLANEY_F_SP = 200.0 / 3.0
 _SLANEY_MIN_LOG_HZ = 1000.0
 _SLANEY_LOGSTEP = math.log(6.4) / 27.0
@@ -22,7 +24,7 @@ def hz_to_mel(f: torch.Tensor, scale: str = "htk") -> torch.Tensor:
         log = (_SLANEY_MIN_LOG_HZ / _SLANEY_F_SP
                + torch.log(f.clamp(min=1e-10) / _SLANEY_MIN_LOG_HZ) / _SLANEY_LOGSTEP)
         return torch.where(f >= _SLANEY_MIN_LOG_HZ, log, lin)
-    raise ValueError(f"unknown mel scale {scale!r}; use 'htk' or 'slaney'")
+    raise ConfigError(f"mel_scale={scale!r} is not one of htk, slaney")
 
 
 def mel_to_hz(m: torch.Tensor, scale: str = "htk") -> torch.Tensor:
@@ -34,14 +36,16 @@ def mel_to_hz(m: torch.Tensor, scale: str = "htk") -> torch.Tensor:
         min_log_mel = _SLANEY_MIN_LOG_HZ / _SLANEY_F_SP
         log = _SLANEY_MIN_LOG_HZ * torch.exp(_SLANEY_LOGSTEP * (m - min_log_mel))
         return torch.where(m >= min_log_mel, log, _SLANEY_F_SP * m)
-    raise ValueError(f"unknown mel scale {scale!r}; use 'htk' or 'slaney'")
+    raise ConfigError(f"mel_scale={scale!r} is not one of htk, slaney")
 
 
 def _edges(sample_rate: int, low_freq: float, high_freq: float) -> tuple[float, float]:
     nyquist = sample_rate / 2.0
     high = high_freq if high_freq > 0 else nyquist + high_freq
     if not 0.0 <= low_freq < high <= nyquist:
-        raise ValueError(f"bad filterbank range low={low_freq} high={high} for rate {sample_rate}")
+        raise ConfigError(f"low_freq={low_freq} and high_freq={high_freq} (upper edge {high:g} Hz) "
+                          f"must satisfy 0 <= low_freq < upper edge <= {nyquist:g} Hz (Nyquist at "
+                          f"{sample_rate} Hz)")
     return low_freq, high
 
 
@@ -70,7 +74,7 @@ def _mel_fb(num_bins: int, n_fft: int, sample_rate: int, low_freq: float, high_f
     if norm == "slaney":
         w = w * (2.0 / (edges_hz[2:] - edges_hz[:-2]))[None, :]
     elif norm is not None:
-        raise ValueError(f"unknown filterbank norm {norm!r}; use None or 'slaney'")
+        raise ConfigError(f"mel_norm={norm!r} is not one of None, 'slaney'")
     return w.float()
 
 

@@ -4,6 +4,32 @@ from __future__ import annotations
 
 import torch
 
+from voxa.errors import AudioError
+
+
+class ShortAudioError(AudioError):
+    """A signal shorter than one analysis frame, so without any features.
+
+    The single-signal feature functions raise it; the batch path
+    (:func:`voxa.features.pipeline.compute_features`) catches it and skips the utterance, as
+    Kaldi's ``compute-mfcc-feats`` does.
+    """
+
+    def __init__(self, num_samples: int, min_samples: int, path: object = "waveform") -> None:
+        self.num_samples, self.min_samples = int(num_samples), int(min_samples)
+        super().__init__(path, f"shorter than one frame ({self.num_samples} samples < "
+                               f"{self.min_samples})")
+
+
+def min_samples(frame_length: int, frame_shift: int, snip_edges: bool = True) -> int:
+    """The fewest samples that give one frame.
+
+    Example:
+        >>> min_samples(400, 160), min_samples(400, 160, snip_edges=False)
+        (400, 80)
+    """
+    return frame_length if snip_edges else frame_shift - frame_shift // 2
+
 
 def num_frames(num_samples: int | torch.Tensor, frame_length: int, frame_shift: int,
                snip_edges: bool = True) -> int | torch.Tensor:
@@ -29,16 +55,20 @@ def frame_signal(waveform: torch.Tensor, frame_length: int, frame_shift: int,
 
     With ``snip_edges`` the result is a strided view (no copy).
 
+    Raises:
+        AudioError: not ``[batch, samples]``.
+        ShortAudioError: fewer samples than one frame.
+
     Example:
         >>> frame_signal(torch.arange(10.).unsqueeze(0), 4, 2).shape
         torch.Size([1, 4, 4])
     """
     if waveform.dim() != 2:
-        raise ValueError(f"expected [batch, samples], got shape {tuple(waveform.shape)}")
+        raise AudioError("waveform", f"expected [batch, samples], got shape {tuple(waveform.shape)}")
     n = waveform.shape[-1]
     t = num_frames(n, frame_length, frame_shift, snip_edges)
     if t == 0:
-        return waveform.new_zeros(waveform.shape[0], 0, frame_length)
+        raise ShortAudioError(n, min_samples(frame_length, frame_shift, snip_edges))
     if snip_edges:
         return waveform.unfold(-1, frame_length, frame_shift)
     # Kaldi's reflection: index -1 -> 0, -2 -> 1, ...; n -> n-1, n+1 -> n-2, ...

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from voxa.features.deltas import add_deltas
+from voxa.errors import ConfigError
+from voxa.features.deltas import add_deltas, check_deltas
 from voxa.features.mfcc import lifter_coeffs
-from voxa.features.spectrum import as_batch, frame_options, windowed_frames
+from voxa.features.spectrum import as_batch, check_rate, frame_options, map_frames
 
 
 def autocorrelation(frames: torch.Tensor, max_lag: int) -> torch.Tensor:
@@ -65,12 +66,35 @@ def lpc(waveform: torch.Tensor, sample_rate: int, order: int = 12, kaldi_compat:
 
     Returns:
         ``(a, error)``; 1-D input drops the batch dimension.
+
+    Raises:
+        ConfigError: a bad setting. voxa.errors.AudioError: a bad or too short signal.
+
+    Example:
+        >>> a, err = lpc(torch.randn(8000), 8000)
+        >>> a.shape, err.shape
+        (torch.Size([98, 12]), torch.Size([98]))
     """
+    _check_order("order", order)
+    check_rate(sample_rate)
     x, squeeze = as_batch(waveform)
     opts = frame_options(kaldi_compat, **frame_kwargs)
-    frames, _, _ = windowed_frames(x, sample_rate, opts)
-    a, err = levinson_durbin(autocorrelation(frames, order), order)
+    r, _ = _autocorrelations(x, sample_rate, opts, order)
+    a, err = levinson_durbin(r, order)
     return (a[0], err[0]) if squeeze else (a, err)
+
+
+def _check_order(name: str, v: object, lo: int = 1) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+        raise ConfigError(f"{name}={v!r} must be an integer >= {lo}")
+    return v
+
+
+def _autocorrelations(x: torch.Tensor, sample_rate: int, opts, order: int
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-frame autocorrelation ``[batch, T, order + 1]`` and log energy, block by block."""
+    length = opts.lengths(sample_rate)[0]
+    return map_frames(x, sample_rate, opts, lambda f, n_fft: autocorrelation(f[..., :length], order))
 
 
 def lpcc(waveform: torch.Tensor, sample_rate: int, *, order: int | None = None, num_ceps: int = 13,
@@ -96,12 +120,18 @@ def lpcc(waveform: torch.Tensor, sample_rate: int, *, order: int | None = None, 
         >>> lpcc(torch.randn(8000), 8000).shape
         torch.Size([98, 13])
     """
+    check_rate(sample_rate)
     if order is None:
         order = int(min(20, max(12, sample_rate // 1000 + 4)))
+    _check_order("order", order)
+    _check_order("num_ceps", num_ceps)
+    if not isinstance(cepstral_lifter, (int, float)) or cepstral_lifter < 0:
+        raise ConfigError(f"cepstral_lifter={cepstral_lifter!r} must be >= 0 (0: no lifter)")
+    check_deltas(deltas)
     x, squeeze = as_batch(waveform)
     opts = frame_options(False, **frame_kwargs)
-    frames, log_energy, _ = windowed_frames(x, sample_rate, opts)
-    a, err = levinson_durbin(autocorrelation(frames, order), order)
+    r, log_energy = _autocorrelations(x, sample_rate, opts, order)
+    a, err = levinson_durbin(r, order)
     ceps = lpc_to_cepstrum(a, num_ceps - 1)
     c0 = log_energy if use_energy else err.clamp(min=1e-30).log()
     out = torch.cat([c0.unsqueeze(-1), ceps], dim=-1)

@@ -7,9 +7,10 @@ from functools import lru_cache
 
 import torch
 
-from voxa.features.deltas import add_deltas
+from voxa.errors import ConfigError
+from voxa.features.deltas import add_deltas, check_deltas
 from voxa.features.filterbanks import mel_filterbank
-from voxa.features.spectrum import FLT_EPS, as_batch, frame_options, power_spectrum, windowed_frames
+from voxa.features.spectrum import FLT_EPS, as_batch, check_rate, frame_options, projected_power
 
 
 @lru_cache(maxsize=16)
@@ -29,15 +30,34 @@ def lifter_coeffs(num_ceps: int, lifter: float) -> torch.Tensor:
     return (1.0 + 0.5 * lifter * torch.sin(math.pi * n / lifter)).float()
 
 
+@lru_cache(maxsize=16)
+def _cepstral_matrix(num_ceps: int, num_bins: int, lifter: float, drop_c0: bool) -> torch.Tensor:
+    """DCT with the lifter folded in (one GEMM instead of a GEMM and a pass over the cepstra)."""
+    m = dct_matrix(num_ceps, num_bins).clone()
+    if lifter:
+        m *= lifter_coeffs(num_ceps, lifter)
+    if drop_c0:  # C0 is overwritten by the log energy: spare its column nothing but a zero
+        m[:, 0] = 0.0
+    return m
+
+
+def _check_bins(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{name}={value!r} must be an integer >= 1")
+    return value
+
+
 def _mel_energies(waveform, sample_rate, kaldi_compat, num_mel_bins, low_freq, high_freq, mel_scale,
                   mel_norm, use_power, raw_energy, frame_kwargs):
-    x, squeeze = as_batch(waveform)
+    check_rate(sample_rate)
     opts = frame_options(kaldi_compat, **frame_kwargs)
-    frames, log_energy, n_fft = windowed_frames(x, sample_rate, opts, raw_energy=raw_energy)
-    spec = power_spectrum(frames, n_fft, power=use_power)
-    fb = mel_filterbank(num_mel_bins, n_fft, sample_rate, low_freq, high_freq, mel_scale, mel_norm,
-                        device=spec.device).to(spec.dtype)
-    return spec @ fb, log_energy, squeeze
+    n_fft = opts.lengths(sample_rate)[2]
+    fb = mel_filterbank(num_mel_bins, n_fft, sample_rate, low_freq, high_freq, mel_scale, mel_norm)
+    x, squeeze = as_batch(waveform)
+    fb = fb.to(x.device, x.dtype)
+    mel, log_energy = projected_power(x, sample_rate, opts, fb, power=use_power,
+                                      raw_energy=raw_energy)
+    return mel, log_energy, squeeze
 
 
 def fbank(waveform: torch.Tensor, sample_rate: int, *, num_mel_bins: int | None = None,
@@ -64,16 +84,21 @@ def fbank(waveform: torch.Tensor, sample_rate: int, *, num_mel_bins: int | None 
     Returns:
         ``[batch, frames, dims]`` (or ``[frames, dims]`` for 1-D input), float32.
 
+    Raises:
+        ConfigError: a bad setting (named, with its valid range).
+        voxa.errors.AudioError: a bad signal; ``ShortAudioError`` if shorter than one frame.
+
     Example:
         >>> fbank(torch.randn(16000), 16000).shape
         torch.Size([98, 40])
     """
-    bins = num_mel_bins or (23 if kaldi_compat else 40)
+    bins = _check_bins("num_mel_bins", (23 if kaldi_compat else 40) if num_mel_bins is None else num_mel_bins)
+    check_deltas(deltas)
     mel, log_energy, squeeze = _mel_energies(waveform, sample_rate, kaldi_compat, bins, low_freq,
                                              high_freq, mel_scale, mel_norm, use_power, raw_energy,
                                              frame_kwargs)
     if use_log:
-        mel = mel.clamp(min=FLT_EPS).log()
+        mel = mel.clamp_(min=FLT_EPS).log_()
     if use_energy:
         mel = torch.cat([log_energy.unsqueeze(-1), mel], dim=-1)
     out = add_deltas(mel, deltas) if deltas else mel
@@ -105,23 +130,32 @@ def mfcc(waveform: torch.Tensor, sample_rate: int, *, num_ceps: int = 13, deltas
     Returns:
         ``[batch, frames, num_ceps * (deltas + 1)]`` or ``[frames, ...]`` for 1-D input.
 
+    Raises:
+        ConfigError: a bad setting, e.g. ``num_ceps`` above ``num_mel_bins``.
+        voxa.errors.AudioError: a bad signal; ``ShortAudioError`` if shorter than one frame.
+
     Example:
         >>> mfcc(torch.randn(16000), 16000, deltas=2).shape
         torch.Size([98, 39])
     """
-    bins = num_mel_bins or (23 if kaldi_compat else 40)
+    bins = _check_bins("num_mel_bins", (23 if kaldi_compat else 40) if num_mel_bins is None else num_mel_bins)
+    _check_bins("num_ceps", num_ceps)
     if num_ceps > bins:
-        raise ValueError(f"num_ceps={num_ceps} exceeds num_mel_bins={bins}")
+        raise ConfigError(f"num_ceps={num_ceps} must be in 1..num_mel_bins ({bins})")
+    if not isinstance(cepstral_lifter, (int, float)) or cepstral_lifter < 0:
+        raise ConfigError(f"cepstral_lifter={cepstral_lifter!r} must be >= 0 (0: no lifter)")
+    if not isinstance(energy_floor, (int, float)) or energy_floor < 0:
+        raise ConfigError(f"energy_floor={energy_floor!r} must be >= 0 (0: no floor)")
+    check_deltas(deltas)
     mel, log_energy, squeeze = _mel_energies(waveform, sample_rate, kaldi_compat, bins, low_freq,
                                              high_freq, mel_scale, mel_norm, True, raw_energy,
                                              frame_kwargs)
-    logmel = mel.clamp(min=FLT_EPS).log()
-    ceps = logmel @ dct_matrix(num_ceps, bins).to(logmel.device, logmel.dtype)
-    if cepstral_lifter:
-        ceps = ceps * lifter_coeffs(num_ceps, float(cepstral_lifter)).to(ceps.device, ceps.dtype)
+    logmel = mel.clamp_(min=FLT_EPS).log_()
+    dct = _cepstral_matrix(num_ceps, bins, float(cepstral_lifter), bool(use_energy))
+    ceps = logmel @ dct.to(logmel.device, logmel.dtype)
     if use_energy:
         if energy_floor > 0:
             log_energy = log_energy.clamp(min=math.log(energy_floor))
-        ceps = torch.cat([log_energy.unsqueeze(-1), ceps[..., 1:]], dim=-1)
+        ceps[..., 0] = log_energy
     out = add_deltas(ceps, deltas) if deltas else ceps
     return out[0] if squeeze else out

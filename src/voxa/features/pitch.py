@@ -7,8 +7,9 @@ import math
 import torch
 import torch.nn.functional as F
 
-from voxa.features.framing import num_frames
-from voxa.features.spectrum import as_batch
+from voxa.errors import ConfigError
+from voxa.features.framing import ShortAudioError, num_frames
+from voxa.features.spectrum import BLOCK_FRAMES, as_batch, check_rate
 
 
 def nccf(waveform: torch.Tensor, sample_rate: int, max_lag: int, window: int, shift: int,
@@ -17,26 +18,35 @@ def nccf(waveform: torch.Tensor, sample_rate: int, max_lag: int, window: int, sh
 
     Frames are aligned with the spectral features' frames (``frame_length``/``shift``, edges snipped):
     frame t is centred on ``t * shift + frame_length / 2``; the signal is zero-padded as needed.
+    Frames are taken in blocks (their FFTs are 4x the segment length), so memory stays linear.
+
+    Raises:
+        ShortAudioError: fewer samples than one frame.
     """
     x, _ = as_batch(waveform)
     n = x.shape[-1]
     t = num_frames(n, frame_length, shift, True)
     if t == 0:
-        return x.new_zeros(x.shape[0], 0, max_lag + 1)
+        raise ShortAudioError(n, frame_length)
     left = max(0, window // 2 - frame_length // 2)
     right = window + max_lag
     xp = F.pad(x, (left, right))
-    seg = xp.unfold(-1, window + max_lag, shift)[:, :t]  # [B, T, W + L]
-    seg = seg - seg[..., :window].mean(-1, keepdim=True)
-    ref = seg[..., :window]
+    segs = xp.unfold(-1, window + max_lag, shift)  # [B, >= T, W + L], no copy
     n_fft = 1 << (2 * window + max_lag).bit_length()
-    xc = torch.fft.irfft(torch.fft.rfft(ref, n_fft).conj() * torch.fft.rfft(seg, n_fft), n_fft)
-    xc = xc[..., : max_lag + 1]
-    cs = F.pad(seg.pow(2).cumsum(-1), (1, 0))
     lags = torch.arange(max_lag + 1, device=x.device)
-    e_lag = cs[..., lags + window] - cs[..., lags]
-    e0 = e_lag[..., :1]
-    return xc / (e0 * e_lag + 1e-10).sqrt()
+    step = max(16, BLOCK_FRAMES * 512 // (n_fft * x.shape[0]))
+    out = x.new_empty(x.shape[0], t, max_lag + 1)
+    for t0 in range(0, t, step):
+        seg = segs[:, t0:min(t, t0 + step)]
+        seg = seg - seg[..., :window].mean(-1, keepdim=True)
+        ref = seg[..., :window]
+        xc = torch.fft.irfft(torch.fft.rfft(ref, n_fft).conj() * torch.fft.rfft(seg, n_fft), n_fft)
+        xc = xc[..., : max_lag + 1]
+        cs = F.pad(seg.pow(2).cumsum(-1), (1, 0))
+        e_lag = cs[..., lags + window] - cs[..., lags]
+        e0 = e_lag[..., :1]
+        out[:, t0:t0 + seg.shape[1]] = xc / (e0 * e_lag + 1e-10).sqrt()
+    return out
 
 
 def pitch(waveform: torch.Tensor, sample_rate: int, *, min_f0: float = 60.0, max_f0: float = 400.0,
@@ -58,15 +68,28 @@ def pitch(waveform: torch.Tensor, sample_rate: int, *, min_f0: float = 60.0, max
     Returns:
         ``(f0, voicing)``, each ``[frames]`` or ``[batch, frames]``; frames align with ``mfcc``'s.
 
+    Raises:
+        ConfigError: a bad setting (e.g. ``max_f0`` above Nyquist).
+        voxa.errors.AudioError: a bad signal; ``ShortAudioError`` if shorter than one frame.
+
     Example:
         >>> t = torch.arange(16000) / 16000
         >>> f0, v = pitch(torch.sin(2 * torch.pi * 150 * t), 16000)
         >>> round(float(f0[10:-10].median()))
         150
     """
-    x, squeeze = as_batch(waveform)
+    check_rate(sample_rate)
     if not 0 < min_f0 < max_f0 < sample_rate / 2:
-        raise ValueError(f"need 0 < min_f0 < max_f0 < Nyquist, got {min_f0}, {max_f0}")
+        raise ConfigError(f"min_f0={min_f0} and max_f0={max_f0} must satisfy 0 < min_f0 < max_f0 < "
+                          f"{sample_rate / 2:g} Hz (Nyquist at {sample_rate} Hz)")
+    for name, v in (("frame_length_ms", frame_length_ms), ("frame_shift_ms", frame_shift_ms)):
+        if not isinstance(v, (int, float)) or not v > 0 or round(sample_rate * v / 1000.0) < 1:
+            raise ConfigError(f"{name}={v!r} must be > 0 and at least one sample long")
+    if window_ms is not None and (not isinstance(window_ms, (int, float)) or not window_ms > 0):
+        raise ConfigError(f"window_ms={window_ms!r} must be > 0 (or None for the default)")
+    if not 0.0 <= voicing_threshold <= 1.0:
+        raise ConfigError(f"voicing_threshold={voicing_threshold!r} must be in [0, 1]")
+    x, squeeze = as_batch(waveform)
     min_lag = max(2, int(math.floor(sample_rate / max_f0)))
     max_lag = int(math.ceil(sample_rate / min_f0))
     window = int(round(sample_rate * (window_ms / 1000.0 if window_ms else max(0.025, 1.5 / min_f0))))

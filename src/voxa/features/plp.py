@@ -7,7 +7,8 @@ from functools import lru_cache
 
 import torch
 
-from voxa.features.deltas import add_deltas
+from voxa.errors import ConfigError
+from voxa.features.deltas import add_deltas, check_deltas
 from voxa.features.filterbanks import (
     bark_center_freqs,
     bark_filterbank,
@@ -17,7 +18,7 @@ from voxa.features.filterbanks import (
 )
 from voxa.features.lpc import levinson_durbin, lpc_to_cepstrum
 from voxa.features.mfcc import lifter_coeffs
-from voxa.features.spectrum import as_batch, frame_options, power_spectrum, windowed_frames
+from voxa.features.spectrum import as_batch, check_rate, frame_options, projected_power
 
 
 def equal_loudness(freqs: torch.Tensor, kind: str = "hermansky") -> torch.Tensor:
@@ -67,25 +68,38 @@ def plp(waveform: torch.Tensor, sample_rate: int, *, num_ceps: int = 13, lpc_ord
     Returns:
         ``[batch, frames, num_ceps * (deltas + 1)]`` or ``[frames, ...]``.
 
+    Raises:
+        ConfigError: a bad setting. voxa.errors.AudioError: a bad or too short signal.
+
     Example:
         >>> plp(torch.randn(16000), 16000).shape
         torch.Size([98, 13])
     """
+    check_rate(sample_rate)
+    for name, v, lo in (("lpc_order", lpc_order, 1), ("num_ceps", num_ceps, 1),
+                        ("num_bins", num_bins if num_bins is not None else 2, 2)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+            raise ConfigError(f"{name}={v!r} must be an integer >= {lo}")
     if num_ceps > lpc_order + 1:
-        raise ValueError(f"num_ceps={num_ceps} needs lpc_order >= {num_ceps - 1}")
-    x, squeeze = as_batch(waveform)
+        raise ConfigError(f"num_ceps={num_ceps} must be in 1..lpc_order + 1 ({lpc_order + 1})")
+    if not isinstance(compress, (int, float)) or not compress > 0:
+        raise ConfigError(f"compress={compress!r} must be > 0")
+    if not isinstance(cepstral_lifter, (int, float)) or cepstral_lifter < 0:
+        raise ConfigError(f"cepstral_lifter={cepstral_lifter!r} must be >= 0 (0: no lifter)")
+    check_deltas(deltas)
     opts = frame_options(kaldi_compat, **frame_kwargs)
-    frames, log_energy, n_fft = windowed_frames(x, sample_rate, opts)
-    spec = power_spectrum(frames, n_fft)
+    n_fft = opts.lengths(sample_rate)[2]
     if kaldi_compat:
         bins = num_bins or 23
-        fb = mel_filterbank(bins, n_fft, sample_rate, 20.0, 0.0, device=spec.device)
+        fb = mel_filterbank(bins, n_fft, sample_rate, 20.0, 0.0)
         eql = equal_loudness(mel_center_freqs(bins, sample_rate, 20.0, 0.0), "kaldi")
     else:
         bins = num_bins or default_bark_bins(sample_rate)
-        fb = bark_filterbank(bins, n_fft, sample_rate, device=spec.device)
+        fb = bark_filterbank(bins, n_fft, sample_rate)
         eql = equal_loudness(bark_center_freqs(bins, sample_rate), "hermansky")
-    bands = (spec @ fb) * eql.to(spec.device, spec.dtype)
+    x, squeeze = as_batch(waveform)
+    bands, log_energy = projected_power(x, sample_rate, opts, fb.to(x.device, x.dtype))
+    bands = bands * eql.to(bands.device, bands.dtype)
     bands = bands.clamp(min=0.0).pow(compress)
     # duplicate the edge bands so the inverse DFT sees a spectrum from 0 to Nyquist
     bands = torch.cat([bands[..., :1], bands, bands[..., -1:]], dim=-1)

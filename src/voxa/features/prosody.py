@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from voxa.features.pitch import pitch
-from voxa.features.spectrum import as_batch, frame_options, windowed_frames
+from voxa.features.spectrum import as_batch, frame_log_energy, frame_options
 
 PROSODY_STAT_NAMES = (
     "f0_mean", "f0_std", "f0_min", "f0_max", "f0_range", "f0_median", "f0_slope",
@@ -19,7 +19,7 @@ def prosody_contours(waveform: torch.Tensor, sample_rate: int, **pitch_kwargs: o
     """Per-frame ``f0`` (Hz, 0 unvoiced), ``voicing`` and ``log_energy`` for a ``[samples]`` waveform."""
     x, _ = as_batch(waveform)
     f0, voicing = pitch(x[0], sample_rate, **pitch_kwargs)
-    _, log_energy, _ = windowed_frames(x, sample_rate, frame_options(False))
+    log_energy = frame_log_energy(x, sample_rate, frame_options(False))
     t = min(f0.shape[-1], log_energy.shape[-1])
     return {"f0": f0[:t], "voicing": voicing[:t], "log_energy": log_energy[0, :t]}
 

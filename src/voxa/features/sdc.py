@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from voxa.errors import ConfigError
+
 
 def sdc(cepstra: torch.Tensor, n: int = 7, d: int = 1, p: int = 3, k: int = 7,
         include_static: bool = False, kaldi_compat: bool = False) -> torch.Tensor:
@@ -27,8 +29,12 @@ def sdc(cepstra: torch.Tensor, n: int = 7, d: int = 1, p: int = 3, k: int = 7,
         >>> sdc(torch.randn(100, 13)).shape
         torch.Size([100, 49])
     """
+    for name, v, lo in (("N", n, 1), ("d", d, 1), ("P", p, 1), ("k", k, 1)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+            raise ConfigError(f"sdc {name}={v!r} must be an integer >= {lo}")
     if cepstra.shape[-1] < n:
-        raise ValueError(f"need at least {n} cepstra, got {cepstra.shape[-1]}")
+        raise ConfigError(f"sdc N={n} must be at most the number of cepstra "
+                          f"({cepstra.shape[-1]}): raise num_ceps to at least {n}")
     c = cepstra[..., :n]
     t = c.shape[-2]
     if kaldi_compat:

@@ -1,17 +1,30 @@
 """The shared front of every spectral feature: framing, dither, DC removal, energy, pre-emphasis,
-window and power spectrum, with voxa's defaults or Kaldi's (``kaldi_compat=True``)."""
+window and power spectrum, with voxa's defaults or Kaldi's (``kaldi_compat=True``).
+
+Frames are processed in blocks of :data:`BLOCK_FRAMES` (scaled to the FFT size), so that every
+elementwise pass runs over a buffer that stays in the CPU's cache and reuses it: time and memory
+are linear in the signal's length (one 600 s signal costs what 600 s of short utterances cost).
+Frames are independent until deltas, which are taken over the whole feature matrix afterwards, so
+blocking changes no result beyond float rounding.
+"""
 
 from __future__ import annotations
 
+import numbers
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields, replace
+from functools import lru_cache
 
 import torch
-import torch.nn.functional as F
 
-from voxa.features.framing import add_dither, frame_signal
-from voxa.features.windows import get_window
+from voxa.errors import AudioError, ConfigError
+from voxa.features.framing import ShortAudioError, add_dither, min_samples, num_frames
+from voxa.features.windows import WINDOWS, get_window
 
 FLT_EPS = float(torch.finfo(torch.float32).eps)
+# Frames per block at n_fft = 512: a [512, 512] float32 buffer (1 MiB) plus its spectrum fit in a
+# core's L2; measured fastest among 128..4096 for the FFT and the passes around it.
+BLOCK_FRAMES = 512
 
 
 @dataclass(frozen=True)
@@ -20,6 +33,11 @@ class FrameOptions:
 
     voxa's defaults differ from Kaldi's only in the window (Hamming rather than Povey); dither is off
     in both so that features are reproducible (a seed makes dithered features reproducible too).
+    Bad values raise :class:`voxa.errors.ConfigError` when the options are made.
+
+    Example:
+        >>> FrameOptions(frame_length_ms=20).lengths(16000)
+        (320, 160, 512)
     """
 
     frame_length_ms: float = 25.0
@@ -33,15 +51,34 @@ class FrameOptions:
     round_to_power_of_two: bool = True
     n_fft: int | None = None
 
+    def __post_init__(self) -> None:
+        for name in ("frame_length_ms", "frame_shift_ms"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0:
+                raise ConfigError(f"{name}={v!r} must be a number of milliseconds > 0")
+        if not isinstance(self.window, str) or self.window.lower() not in WINDOWS:
+            raise ConfigError(f"window={self.window!r} is not one of {', '.join(WINDOWS)}")
+        if not isinstance(self.preemphasis, (int, float)) or not 0.0 <= self.preemphasis <= 1.0:
+            raise ConfigError(f"preemphasis={self.preemphasis!r} must be in [0, 1]")
+        if not isinstance(self.dither, (int, float)) or not self.dither >= 0.0:
+            raise ConfigError(f"dither={self.dither!r} must be >= 0")
+        if self.n_fft is not None and (isinstance(self.n_fft, bool) or not isinstance(self.n_fft, int)
+                                       or self.n_fft < 1):
+            raise ConfigError(f"n_fft={self.n_fft!r} must be a positive integer or None")
+
     def lengths(self, sample_rate: int) -> tuple[int, int, int]:
         """Frame length, shift and FFT size in samples."""
+        check_rate(sample_rate)
         length = int(round(sample_rate * self.frame_length_ms / 1000.0))
         shift = int(round(sample_rate * self.frame_shift_ms / 1000.0))
         if length <= 0 or shift <= 0:
-            raise ValueError(f"frame length {length} and shift {shift} samples must be positive")
+            raise ConfigError(f"frame_length_ms={self.frame_length_ms} and frame_shift_ms="
+                              f"{self.frame_shift_ms} give {length} and {shift} samples at "
+                              f"{sample_rate} Hz; both must be >= 1")
         if self.n_fft is not None:
             if self.n_fft < length:
-                raise ValueError(f"n_fft={self.n_fft} is shorter than the frame ({length} samples)")
+                raise ConfigError(f"n_fft={self.n_fft} must be >= the frame length ({length} "
+                                  f"samples)")
             n_fft = self.n_fft
         elif self.round_to_power_of_two:
             n_fft = 1 << (length - 1).bit_length()
@@ -49,37 +86,176 @@ class FrameOptions:
             n_fft = length
         return length, shift, n_fft
 
+    def min_samples(self, sample_rate: int) -> int:
+        """The fewest samples that give one frame."""
+        length, shift, _ = self.lengths(sample_rate)
+        return min_samples(length, shift, self.snip_edges)
+
+
+def check_rate(sample_rate: object) -> int:
+    """``sample_rate`` as an int, or :class:`voxa.errors.ConfigError` if it is not a rate in Hz."""
+    ok = isinstance(sample_rate, numbers.Real) and not isinstance(sample_rate, bool) \
+        and float(sample_rate) > 0 and float(sample_rate) == int(sample_rate)
+    if not ok:
+        raise ConfigError(f"sample_rate={sample_rate!r} must be a positive whole number of Hz")
+    return int(sample_rate)
+
 
 KALDI_FRAME_OPTIONS = FrameOptions(window="povey")
 _FRAME_FIELDS = {f.name for f in fields(FrameOptions)}
 
 
 def frame_options(kaldi_compat: bool = False, **overrides: object) -> FrameOptions:
-    """Voxa's or Kaldi's frame options with ``overrides`` (``None`` values are ignored)."""
+    """Voxa's or Kaldi's frame options with ``overrides`` (``None`` values are ignored).
+
+    Raises:
+        ConfigError: an unknown option or a bad value.
+    """
     base = KALDI_FRAME_OPTIONS if kaldi_compat else FrameOptions()
+    if not overrides:
+        return base
     given = {k: v for k, v in overrides.items() if v is not None}
     unknown = set(given) - _FRAME_FIELDS
     if unknown:
-        raise TypeError(f"unknown frame option(s): {', '.join(sorted(unknown))}")
+        raise ConfigError(f"unknown frame option(s): {', '.join(sorted(unknown))}; valid: "
+                          f"{', '.join(sorted(_FRAME_FIELDS))}")
     return replace(base, **given)
 
 
 def as_batch(waveform: torch.Tensor) -> tuple[torch.Tensor, bool]:
-    """``[samples]`` -> ``[1, samples]``; returns whether a batch dimension was added."""
+    """``[samples]`` -> ``[1, samples]``; returns whether a batch dimension was added.
+
+    Raises:
+        AudioError: not a 1-D or 2-D array of numbers.
+    """
     if not isinstance(waveform, torch.Tensor):
-        waveform = torch.as_tensor(waveform)
+        try:
+            waveform = torch.as_tensor(waveform)
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise AudioError("waveform", f"not an array of samples ({type(waveform).__name__}: "
+                                         f"{e})") from None
+    if waveform.is_complex() or waveform.dtype == torch.bool:
+        raise AudioError("waveform", f"samples must be real numbers, got {waveform.dtype}")
     if not waveform.is_floating_point():
         waveform = waveform.float()
     if waveform.dim() == 1:
         return waveform.unsqueeze(0), True
     if waveform.dim() != 2:
-        raise ValueError(f"expected [samples] or [batch, samples], got {tuple(waveform.shape)}")
+        raise AudioError("waveform", f"expected [samples] or [batch, samples], got shape "
+                                     f"{tuple(waveform.shape)}")
     return waveform, False
+
+
+def _reflect_pad(x: torch.Tensor, length: int, shift: int, t: int) -> torch.Tensor:
+    """The signal whose snip-edges frames are the ``t`` frames of ``snip_edges=False``."""
+    n = x.shape[-1]
+    start = shift // 2 - length // 2
+    end = (t - 1) * shift + start + length
+    dev = x.device
+
+    def reflected(lo: int, hi: int) -> torch.Tensor:
+        # Kaldi's reflection, as frame_signal applies it: -1 -> 0, -2 -> 1, ...; n -> n-1, ...
+        idx = torch.arange(lo, hi, device=dev)
+        idx = torch.where(idx < 0, -idx - 1, idx)
+        idx = torch.where(idx >= n, 2 * n - 1 - idx, idx).clamp(0, n - 1)
+        return x[:, idx]
+
+    parts = []
+    if start < 0:
+        parts.append(reflected(start, min(0, end)))
+    parts.append(x[:, max(start, 0):min(n, end)])
+    if end > n:
+        parts.append(reflected(max(n, start), end))
+    return torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0]
+
+
+@lru_cache(maxsize=64)
+def _window_pair(name: str, length: int, coeff: float, device: str, dtype: torch.dtype
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    w = get_window(name, length, device, dtype)
+    return w, (coeff * w)[1:]
+
+
+class Framer:
+    """Windowed frames of ``[batch, samples]``, block by block, with their log energies.
+
+    Per frame: dither (whole signal), DC removal, energy, Kaldi's per-frame pre-emphasis
+    (``y[0] = (1 - c) x[0]``, ``y[i] = x[i] - c x[i-1]``), window, zero padding to ``n_fft``.
+
+    Args:
+        waveform: ``[batch, samples]`` floats.
+        sample_rate: Hz.
+        opts: framing options.
+        raw_energy: energy before pre-emphasis and window (Kaldi's default) or after.
+
+    Attributes:
+        frames: ``T``; length, shift, n_fft: in samples; step: frames per block.
+        log_energy: ``[batch, T]``, filled in as blocks are drawn.
+
+    Raises:
+        ShortAudioError: the signal is shorter than one frame.
+        AudioError: a frame holds NaN or infinite samples (raised while drawing blocks).
+
+    Example:
+        >>> fr = Framer(torch.randn(1, 16000), 16000, FrameOptions())
+        >>> sum(f.shape[1] for _, f in fr.blocks()), fr.log_energy.shape
+        (98, torch.Size([1, 98]))
+    """
+
+    def __init__(self, waveform: torch.Tensor, sample_rate: int, opts: FrameOptions,
+                 raw_energy: bool = True) -> None:
+        self.length, self.shift, self.n_fft = opts.lengths(sample_rate)
+        self.batch, n = waveform.shape
+        self.frames = num_frames(n, self.length, self.shift, opts.snip_edges)
+        if self.frames == 0:
+            raise ShortAudioError(n, opts.min_samples(sample_rate))
+        x = add_dither(waveform, opts.dither, opts.seed)
+        if not opts.snip_edges:
+            x = _reflect_pad(x, self.length, self.shift, self.frames)
+        self.x = x
+        self.opts, self.raw_energy = opts, raw_energy
+        self.step = min(self.frames, max(16, BLOCK_FRAMES * 512 // (self.n_fft * self.batch)))
+        self.log_energy = x.new_empty(self.batch, self.frames)
+
+    def blocks(self, out: torch.Tensor | None = None) -> Iterator[tuple[int, torch.Tensor]]:
+        """Yield ``(t0, frames [batch, b, n_fft])`` for frames ``t0 .. t0 + b``.
+
+        Args:
+            out: optional ``[batch, T, n_fft]`` destination, zero beyond the frame length; blocks
+                are then views of it. Without it one buffer is reused, so each block is valid
+                only until the next one is drawn.
+        """
+        length, step, opts = self.length, self.step, self.opts
+        x = self.x
+        view = x.unfold(-1, length, self.shift)  # [batch, >= T, length], no copy
+        w, cw = _window_pair(opts.window.lower(), length, float(opts.preemphasis), str(x.device),
+                             x.dtype)
+        c = float(opts.preemphasis)
+        if out is None:
+            buf = x.new_empty(self.batch, step, self.n_fft)
+            buf[..., length:] = 0.0
+        tmp = x.new_empty(self.batch, step, length) if opts.remove_dc else None
+        for t0 in range(0, self.frames, step):
+            b = min(step, self.frames - t0)
+            f = view[:, t0:t0 + b]
+            d = torch.sub(f, f.mean(-1, keepdim=True), out=tmp[:, :b]) if tmp is not None else f
+            y = out[:, t0:t0 + b] if out is not None else buf[:, :b]
+            yw = y[..., :length]
+            torch.mul(d, w, out=yw)
+            if c != 0.0:
+                yw[..., 1:].addcmul_(d[..., :-1], cw, value=-1.0)
+                yw[..., 0] *= 1.0 - c
+            e = self.log_energy[:, t0:t0 + b]
+            torch.linalg.vector_norm(d if self.raw_energy else yw, dim=-1, out=e)
+            e.square_().clamp_(min=FLT_EPS).log_()
+            yield t0, y
+        if not bool(torch.isfinite(self.log_energy).all()):
+            raise AudioError("waveform", "contains NaN or infinite samples")
 
 
 def windowed_frames(waveform: torch.Tensor, sample_rate: int, opts: FrameOptions,
                     raw_energy: bool = True) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Frames ready for the FFT, with their log energy.
+    """All windowed frames at once, with their log energy (see :class:`Framer`).
 
     Args:
         waveform: ``[batch, samples]``.
@@ -90,27 +266,50 @@ def windowed_frames(waveform: torch.Tensor, sample_rate: int, opts: FrameOptions
     Returns:
         ``(frames [batch, T, n_fft], log_energy [batch, T], n_fft)``: windowed frames already
         zero-padded to the FFT size.
+
+    Example:
+        >>> f, e, n_fft = windowed_frames(torch.randn(1, 16000), 16000, FrameOptions())
+        >>> f.shape, e.shape, n_fft
+        (torch.Size([1, 98, 512]), torch.Size([1, 98]), 512)
     """
-    length, shift, n_fft = opts.lengths(sample_rate)
-    x = add_dither(waveform, opts.dither, opts.seed)
-    frames = frame_signal(x, length, shift, opts.snip_edges)
-    if opts.remove_dc:
-        frames = frames - frames.mean(dim=-1, keepdim=True)
-    if raw_energy:
-        log_energy = (frames * frames).sum(-1).clamp(min=FLT_EPS).log()
-    # Pre-emphasis folded into the windowing: y[0] = w[0] (1 - c) x[0], y[i] = w[i] (x[i] - c x[i-1]);
-    # measured faster than shifting a copy of the frames, and padding here spares rfft its own copy.
-    w = get_window(opts.window, length, frames.device, frames.dtype)
-    c = opts.preemphasis
-    y = frames * w
-    if c != 0.0:
-        y[..., 1:] -= (c * w[1:]) * frames[..., :-1]
-        y[..., 0] *= 1.0 - c
-    buf = F.pad(y, (0, n_fft - length)) if n_fft > length else y
-    if not raw_energy:
-        win = buf[..., :length]
-        log_energy = (win * win).sum(-1).clamp(min=FLT_EPS).log()
-    return buf, log_energy, n_fft
+    fr = Framer(waveform, sample_rate, opts, raw_energy)
+    out = fr.x.new_zeros(fr.batch, fr.frames, fr.n_fft)
+    for _ in fr.blocks(out):
+        pass
+    return out, fr.log_energy, fr.n_fft
+
+
+def map_frames(waveform: torch.Tensor, sample_rate: int, opts: FrameOptions,
+               fn: Callable[[torch.Tensor, int], torch.Tensor], raw_energy: bool = True
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Apply ``fn(frames [batch, b, n_fft], n_fft) -> [batch, b, ...]`` block by block.
+
+    Returns:
+        ``(fn's outputs joined over frames [batch, T, ...], log_energy [batch, T])``.
+
+    Example:
+        >>> r, e = map_frames(torch.randn(1, 16000), 16000, FrameOptions(),
+        ...                   lambda f, n_fft: f[..., :3].sum(-1, keepdim=True))
+        >>> r.shape
+        torch.Size([1, 98, 1])
+    """
+    fr = Framer(waveform, sample_rate, opts, raw_energy)
+    outs = [fn(frames, fr.n_fft) for _, frames in fr.blocks()]
+    return (outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)), fr.log_energy
+
+
+def frame_log_energy(waveform: torch.Tensor, sample_rate: int, opts: FrameOptions,
+                     raw_energy: bool = True) -> torch.Tensor:
+    """Log energy ``[batch, T]`` of every frame (no FFT).
+
+    Example:
+        >>> frame_log_energy(torch.randn(1, 16000), 16000, FrameOptions()).shape
+        torch.Size([1, 98])
+    """
+    fr = Framer(waveform, sample_rate, opts, raw_energy)
+    for _ in fr.blocks():
+        pass
+    return fr.log_energy
 
 
 def power_spectrum(frames: torch.Tensor, n_fft: int, power: bool = True) -> torch.Tensor:
@@ -118,17 +317,76 @@ def power_spectrum(frames: torch.Tensor, n_fft: int, power: bool = True) -> torc
 
     Returns:
         ``[..., n_fft // 2 + 1]``.
+
+    Example:
+        >>> power_spectrum(torch.ones(2, 400), 512).shape
+        torch.Size([2, 257])
     """
     if frames.numel() == 0:
         return frames.new_zeros(*frames.shape[:-1], n_fft // 2 + 1)
     spec = torch.fft.rfft(frames, n=n_fft)
-    p = spec.real.square() + spec.imag.square()
-    return p if power else p.sqrt()
+    return _power_of(spec, power)
+
+
+def _power_of(spec: torch.Tensor, power: bool, out: torch.Tensor | None = None) -> torch.Tensor:
+    # |X|^2 from the interleaved (re, im) pairs: squaring in place then one strided add is
+    # measured 1.6x faster than re*re + im*im on the complex tensor's real and imag views.
+    sq = torch.view_as_real(spec).square_()
+    p = torch.add(sq[..., 0], sq[..., 1], out=out)
+    return p if power else p.sqrt_()
+
+
+def projected_power(waveform: torch.Tensor, sample_rate: int, opts: FrameOptions,
+                    matrix: torch.Tensor | None, power: bool = True, raw_energy: bool = True
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Power (or magnitude) spectra times ``matrix``, block by block.
+
+    Args:
+        waveform: ``[batch, samples]``.
+        sample_rate: Hz.
+        opts: framing options.
+        matrix: ``[n_fft // 2 + 1, M]`` (a filterbank), or None for the spectra themselves.
+        power: ``|X|^2`` (True) or ``|X|``.
+        raw_energy: see :class:`Framer`.
+
+    Returns:
+        ``(spectra @ matrix [batch, T, M], log_energy [batch, T])``.
+
+    Example:
+        >>> s, e = projected_power(torch.randn(1, 16000), 16000, FrameOptions(), torch.ones(257, 2))
+        >>> s.shape, e.shape
+        (torch.Size([1, 98, 2]), torch.Size([1, 98]))
+    """
+    fr = Framer(waveform, sample_rate, opts, raw_energy)
+    bins = fr.n_fft // 2 + 1
+    x = fr.x
+    cdtype = torch.complex128 if x.dtype == torch.float64 else torch.complex64
+    # Every block reuses the same buffers: fresh ones per block were measured 2x slower in the
+    # passes after the FFT (new pages each time).
+    spec = torch.empty(fr.batch, fr.step, bins, dtype=cdtype, device=x.device)
+    width = bins if matrix is None else matrix.shape[1]
+    res = x.new_empty(fr.batch, fr.frames, width)
+    p = x.new_empty(fr.batch, fr.step, bins) if matrix is not None else None
+    for t0, frames in fr.blocks():
+        b = frames.shape[1]
+        dense = fr.batch == 1 or b == fr.step  # out= slices must be contiguous for rfft and mm
+        s = torch.fft.rfft(frames, dim=-1, out=spec[:, :b] if dense else None)
+        if matrix is None:
+            res[:, t0:t0 + b] = _power_of(s, power)
+        elif fr.batch == 1:
+            torch.mm(_power_of(s[0], power, out=p[0, :b]), matrix, out=res[0, t0:t0 + b])
+        else:
+            res[:, t0:t0 + b] = _power_of(s, power, out=p[:, :b] if dense else None) @ matrix
+    return res, fr.log_energy
 
 
 def spectrogram(waveform: torch.Tensor, sample_rate: int, log: bool = True,
                 kaldi_compat: bool = False, **frame_kwargs: object) -> torch.Tensor:
     """(Log) power spectrogram ``[batch, frames, n_fft//2+1]`` (or ``[frames, bins]`` for 1-D input).
+
+    Raises:
+        ShortAudioError: the signal is shorter than one frame.
+        ConfigError: a bad frame option.
 
     Example:
         >>> spectrogram(torch.randn(16000), 16000).shape
@@ -136,10 +394,9 @@ def spectrogram(waveform: torch.Tensor, sample_rate: int, log: bool = True,
     """
     x, squeeze = as_batch(waveform)
     opts = frame_options(kaldi_compat, **frame_kwargs)
-    frames, _, n_fft = windowed_frames(x, sample_rate, opts)
-    p = power_spectrum(frames, n_fft)
+    p, _ = projected_power(x, sample_rate, opts, None)
     if log:
-        p = p.clamp(min=FLT_EPS).log()
+        p = p.clamp_(min=FLT_EPS).log_()
     return p[0] if squeeze else p
 
 
@@ -152,5 +409,6 @@ def ms_to_samples(ms: float, sample_rate: int) -> int:
     return int(round(sample_rate * ms / 1000.0))
 
 
-__all__ = ["FrameOptions", "KALDI_FRAME_OPTIONS", "frame_options", "windowed_frames", "power_spectrum",
-           "spectrogram", "as_batch", "FLT_EPS", "db", "ms_to_samples"]
+__all__ = ["FrameOptions", "KALDI_FRAME_OPTIONS", "ShortAudioError", "frame_options", "Framer",
+           "windowed_frames", "map_frames", "frame_log_energy", "power_spectrum", "projected_power",
+           "spectrogram", "as_batch", "FLT_EPS", "db", "ms_to_samples", "BLOCK_FRAMES"]

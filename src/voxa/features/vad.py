@@ -7,7 +7,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from voxa.features.spectrum import as_batch, frame_options, windowed_frames
+from voxa.features.spectrum import as_batch, check_rate, frame_log_energy, frame_options
 
 _INT16_LOG = 2.0 * math.log(32768.0)
 
@@ -50,14 +50,18 @@ def energy_vad(waveform: torch.Tensor, sample_rate: int, threshold: float = 5.5,
     Returns:
         bool ``[frames]`` or ``[batch, frames]``.
 
+    Raises:
+        ConfigError: a bad setting. voxa.errors.AudioError: a bad or too short signal.
+
     Example:
         >>> x = torch.cat([torch.zeros(8000), 0.3 * torch.randn(8000)])
         >>> v = energy_vad(x, 16000); bool(v[:40].any()), bool(v[-40:].all())
         (False, True)
     """
+    check_rate(sample_rate)
     x, squeeze = as_batch(waveform)
     opts = frame_options(kaldi_compat, **frame_kwargs)
-    _, log_energy, _ = windowed_frames(x, sample_rate, opts)
+    log_energy = frame_log_energy(x, sample_rate, opts)
     if not kaldi_compat:
         log_energy = log_energy + _INT16_LOG
     out = vad_from_log_energy(log_energy, threshold, mean_scale, context, proportion)

@@ -7,6 +7,8 @@ from functools import lru_cache
 
 import torch
 
+from voxa.errors import ConfigError
+
 WINDOWS = ("hamming", "hann", "hanning", "povey", "rectangular", "blackman")
 
 
@@ -25,7 +27,7 @@ def _window(name: str, length: int, device: str, dtype: torch.dtype) -> torch.Te
     elif name == "blackman":
         w = 0.42 - 0.5 * torch.cos(a * n) + 0.08 * torch.cos(2 * a * n)
     else:
-        raise ValueError(f"unknown window {name!r}; choose one of {', '.join(WINDOWS)}")
+        raise ConfigError(f"window={name!r} is not one of {', '.join(WINDOWS)}")
     return w.to(device=device, dtype=dtype)
 
 
@@ -33,8 +35,15 @@ def get_window(name: str, length: int, device: torch.device | str = "cpu",
                dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """A symmetric window of ``length`` samples: hamming, hann, povey (Kaldi), rectangular, blackman.
 
+    Raises:
+        ConfigError: an unknown window name or a length below 1.
+
     Example:
         >>> get_window("hamming", 400).shape
         torch.Size([400])
     """
+    if not isinstance(name, str):
+        raise ConfigError(f"window={name!r} is not one of {', '.join(WINDOWS)}")
+    if int(length) < 1:
+        raise ConfigError(f"window length={length} must be >= 1 sample")
     return _window(name.lower(), int(length), str(device), dtype)

@@ -10,7 +10,9 @@ so that every component's weighted log-density is linear in ``phi``:
 of ``[n, D'] x [D', K]``) followed by a row logsumexp, and the sufficient statistics
 ``N_k = sum gamma``, ``F_k = sum gamma y``, ``S_k = sum gamma q(y)`` are ``gamma.T @ phi`` (one more
 GEMM). Both run in the model dtype (float32 by default); per-chunk results are accumulated in
-float64 and the M-step runs in float64, as Kaldi does with its double accumulators.
+float64 and the M-step runs in float64, as Kaldi does with its double accumulators. The
+accumulator works in base 2 (``W`` scaled by ``log2 e``, then ``exp2``): torch's ``exp2`` was
+measured 4-6x faster than ``exp`` on CPU, and the exponentials were a third of the non-GEMM time.
 
 Example:
     >>> import torch
@@ -29,6 +31,8 @@ import math
 import torch
 
 LOG_2PI = math.log(2.0 * math.pi)
+LOG2E = 1.0 / math.log(2.0)
+LN2 = math.log(2.0)
 # Finite stand-in for log(0) so that a zero-weight component yields exp(...) == 0, never NaN.
 _LOG_ZERO = -1e30
 
@@ -151,21 +155,24 @@ class StatsAccumulator:
         Returns:
             ``[n]`` per-frame log-likelihoods (compute dtype).
         """
-        L = log_prob(phi_x, W)
+        # Base-2 log-densities: the scaling is on W ([K, D']), not on the [n, K] product.
+        L = phi_x @ (W.T * LOG2E)
         # In-place logsumexp: avoids allocating more [n, K] temporaries than the GEMM output.
         m = L.amax(dim=1, keepdim=True)
-        L.sub_(m).exp_()
+        L.sub_(m).exp2_()
         s = L.sum(dim=1, keepdim=True)
-        ll = (m + torch.log(s))[:, 0]
+        ll = (m + torch.log2(s))[:, 0].mul_(LN2)
         self.loglik += ll.sum(dtype=torch.float64)
         self.frames += ll.shape[0]
         if stats:
-            # gamma = L / s; normalise whichever of L [n, K] and phi [n, D'] is narrower.
+            # gamma = L / s; normalise whichever of L [n, K] and phi [n, D'] is narrower. The
+            # product is taken as phi^T gamma ([D', K]): that GEMM was measured 1.4x faster than
+            # gamma^T phi, whose reduction runs down the columns of both operands.
             if L.shape[1] <= phi_x.shape[1]:
-                acc = L.div_(s).T @ phi_x
+                acc = phi_x.T @ L.div_(s)
             else:
-                acc = L.T @ (phi_x / s)
-            self.stats += acc.to(torch.float64)
+                acc = (phi_x / s).T @ L
+            self.stats += acc.T
         return ll
 
     def packed(self) -> torch.Tensor:
