@@ -42,7 +42,7 @@ def test_from_dict_rejects_an_unknown_section():
 
 @pytest.mark.parametrize("section", ["gmm", "ivector"])
 def test_from_dict_rejects_an_unknown_key_in_a_section(section):
-    with pytest.raises(ConfigError, match=f"unknown {section} setting"):
+    with pytest.raises(ConfigError, match=f"unknown setting .{section}.no_such_key.; {section} takes"):
         ClassifierConfig.from_dict({section: {"no_such_key": 1}})
 
 

@@ -83,7 +83,7 @@ def test_cli_bad_override_is_an_error(digits, tmp_path, capsys):
     m = tmp_path / "m.jsonl"
     voxa.data.write_manifest(m, digits[:4])
     rc = main(["speaker", "train-ubm", str(m), "--exp", str(tmp_path / "u"), "--set", "gmm.n_comp=4"])
-    assert rc == 1 and "unknown gmm setting" in capsys.readouterr().err
+    assert rc == 1 and "unknown setting 'gmm.n_comp'" in capsys.readouterr().err
 
 
 def test_fsdd_recipe_on_real_data(shared_data_dir, tmp_path):

@@ -3,8 +3,9 @@ import pytest
 from voxa.data.manifest import Record
 from voxa.data.select import select
 from voxa.errors import ConfigError, ManifestError
-from voxa.tasks.recipe import apply_overrides, load_recipe
+from voxa.tasks.recipe import load_recipe
 from voxa.tasks.trials import make_trials, read_trials, write_trials
+from voxa.utils.config import apply_overrides
 
 
 def _recs():
@@ -81,3 +82,13 @@ def test_shipped_tse_presets_parse():
 
     assert {"paper", "cpu", "tiny"} <= set(preset_names())
     assert preset("paper").model_config["n_dq"] == 4 and preset("paper").trainer.batch_size == 14
+
+
+def test_a_recipe_setting_its_task_does_not_take_is_refused():
+    from pathlib import Path
+
+    recipe = Path(__file__).resolve().parents[2] / "recipes" / "fsdd" / "speaker_gmm_ubm.yaml"
+    with pytest.raises(ConfigError, match="unknown setting 'colour'.*it takes"):
+        load_recipe(recipe, ["colour=1"])
+    with pytest.raises(ConfigError, match="unknown setting 'gmm.colour'"):
+        load_recipe(recipe, ["gmm.colour=1"])

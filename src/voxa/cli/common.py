@@ -13,24 +13,13 @@ def load_data_arg(path: str) -> list[Record]:
 
 
 def config_dict(path: str | None, overrides: list[str], default: dict | None = None) -> dict:
-    """Settings from a YAML file (else ``default``) with ``key.sub=value`` overrides applied."""
+    """Settings from a YAML file (else ``default``) with dotted ``key.sub=value`` overrides applied; the
+    task's config class checks the keys."""
     import copy
-    from pathlib import Path
 
-    import yaml
+    from voxa.utils.config import apply_overrides, load_yaml
 
-    from voxa.errors import ConfigError
-    from voxa.tasks.recipe import apply_overrides
-
-    d = copy.deepcopy(default or {})
-    if path:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"{p}: config not found")
-        try:
-            d = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from None
+    d = load_yaml(path) if path else copy.deepcopy(default or {})
     return apply_overrides(d, overrides)
 
 

@@ -21,18 +21,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="group", metavar="<group>")
     sub.required = True
     for name in GROUPS:
-        try:
-            mod = importlib.import_module(f"voxa.cli.{name}")
-        except ModuleNotFoundError as e:  # a group still being written must not break the others
-            if e.name == f"voxa.cli.{name}":
-                continue
-            raise
+        # a group that fails to import is a broken install, never a silently missing command
+        mod = importlib.import_module(f"voxa.cli.{name}")
         mod.add_parser(sub)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    try:
+        parser = build_parser()
+    except ImportError as e:
+        print(f"voxa: error: a command group failed to import ({e}); reinstall voxa", file=sys.stderr)
+        return 1
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")

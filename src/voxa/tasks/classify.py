@@ -77,18 +77,11 @@ class ClassifierConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> ClassifierConfig:
-        d = dict(d or {})
-        unknown = set(d) - {"features", "gmm", "ivector"}
-        if unknown:
-            raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
-        parts = {}
-        for key, klass in (("gmm", GmmUbmConfig), ("ivector", IvectorConfig)):
-            sub = dict(d.get(key) or {})
-            bad = set(sub) - set(klass.__dataclass_fields__)
-            if bad:
-                raise ConfigError(f"unknown {key} setting(s): {', '.join(sorted(bad))}")
-            parts[key] = klass(**sub)
-        return cls(FeatureConfig.from_dict(d.get("features")), parts["gmm"], parts["ivector"])
+        """From ``{"features": ..., "gmm": ..., "ivector": ...}``; an unknown key is a ConfigError naming
+        the valid ones."""
+        from voxa.utils.config import from_dict
+
+        return from_dict(cls, d)
 
     def to_dict(self) -> dict[str, Any]:
         return {"features": self.features.to_dict(), "gmm": asdict(self.gmm), "ivector": asdict(self.ivector)}

@@ -19,6 +19,10 @@ def find_data_root(explicit: str | None = None) -> Path | None:
     working directory or beside this checkout; ``None`` if none exists."""
     cands: list[Path] = []
     if explicit:
+        if not Path(explicit).is_dir():
+            from voxa.errors import VoxaError
+
+            raise VoxaError(f"{explicit}: data directory not found")
         cands.append(Path(explicit))
     if os.environ.get("VOXA_DATA"):
         cands.append(Path(os.environ["VOXA_DATA"]))
@@ -27,10 +31,6 @@ def find_data_root(explicit: str | None = None) -> Path | None:
     for c in cands:
         if c.is_dir():
             return c.resolve()
-    if explicit:
-        from voxa.errors import VoxaError
-
-        raise VoxaError(f"{explicit}: data directory not found")
     return None
 
 
@@ -182,6 +182,12 @@ def run_demo(out: str | os.PathLike = "exp/demo", data: str | None = None, quick
              stages: list[str] | None = None, report: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run the demo's stages in order and write ``out/summary.json``; each step's line goes to ``report``
     (default: this module's logger; the CLI prints them)."""
+    names = [n for n, _ in STAGES]
+    unknown = [s for s in stages or [] if s not in names]
+    if unknown:
+        from voxa.errors import ConfigError
+
+        raise ConfigError(f"unknown demo stage {unknown[0]!r}; the stages are: {', '.join(names)}")
     ctx = DemoContext(out=Path(out).resolve(), data_root=find_data_root(data), quick=quick)
     if report is not None:
         ctx.report = report

@@ -9,7 +9,6 @@ experiment directory (default ``exp/<corpus>/<recipe name>``).
 
 from __future__ import annotations
 
-import copy
 import os
 from pathlib import Path
 from typing import Any
@@ -17,47 +16,69 @@ from typing import Any
 import yaml
 
 from voxa.errors import ConfigError, VoxaError
+from voxa.utils.atomic import write_text_atomic
 
 TASKS = ("speaker-identification", "speaker-verification", "speaker-verification-ivector", "language-id",
          "emotion")
+_BASE_KEYS = ("task", "name", "description", "corpus", "sets")
+#: the settings each task takes besides the base keys; anything else in a recipe (or a --set) is an error
+TASK_KEYS: dict[str, tuple[str, ...]] = {
+    "speaker-identification": ("features", "gmm"),
+    "speaker-verification": ("features", "gmm", "trials"),
+    "speaker-verification-ivector": ("features", "gmm", "ivector", "trials", "backends", "segment_frames"),
+    "language-id": ("features", "gmm", "ivector", "systems", "durations", "main"),
+    "emotion": ("features", "gmm", "ivector", "systems", "main", "speaker_norm"),
+}
+_TRIALS_KEYS = ("nontarget_ratio", "seed")
 
 
 def load_recipe(path: str | os.PathLike, overrides: list[str] | None = None) -> dict[str, Any]:
-    """Read a recipe and apply ``key.sub=value`` overrides (values parsed as YAML)."""
+    """Read a recipe, apply dotted ``key.sub=value`` overrides (values parsed as YAML) and check every key.
+
+    Raises:
+        ConfigError: If the file is missing or not YAML, lacks ``task``/``corpus``/``sets``, names an
+            unknown task, or has (or is given) a setting its task does not take, naming the valid ones.
+    """
+    from voxa.utils.config import apply_overrides, load_yaml
+
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: recipe not found")
-    try:
-        recipe = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        first = str(e).splitlines()[0] if str(e) else "parse error"
-        raise ConfigError(f"{path}: not valid YAML ({first})") from None
-    if not isinstance(recipe, dict):
-        raise ConfigError(f"{path}: a recipe must be a YAML mapping")
+    recipe = load_yaml(path)
     recipe = apply_overrides(recipe, overrides or [])
     recipe.setdefault("name", path.stem)
     for key in ("task", "corpus", "sets"):
         if key not in recipe:
             raise ConfigError(f"{path}: recipe lacks '{key}'")
-    if recipe["task"] not in TASKS:
-        raise ConfigError(f"{path}: unknown task {recipe['task']!r}; one of {', '.join(TASKS)}")
+    task = recipe["task"]
+    if task not in TASKS:
+        raise ConfigError(f"{path}: unknown task {task!r}; one of {', '.join(TASKS)}")
+    valid = _BASE_KEYS + TASK_KEYS[task]
+    unknown = sorted(set(recipe) - set(valid))
+    if unknown:
+        raise ConfigError(f"{path}: unknown setting {unknown[0]!r} for task {task}; it takes: "
+                          f"{', '.join(valid)}")
+    bad_trials = sorted(set(recipe.get("trials") or {}) - set(_TRIALS_KEYS))
+    if bad_trials:
+        raise ConfigError(f"{path}: unknown setting 'trials.{bad_trials[0]}'; trials takes: "
+                          f"{', '.join(_TRIALS_KEYS)}")
+    try:
+        _check_settings(recipe)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
     return recipe
 
 
-def apply_overrides(d: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    d = copy.deepcopy(d)
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"override {item!r} must look like key.sub=value")
-        key, value = item.split("=", 1)
-        node = d
-        parts = key.split(".")
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"override {item!r}: {p} is not a mapping")
-        node[parts[-1]] = yaml.safe_load(value)
-    return d
+def _check_settings(recipe: dict[str, Any]) -> None:
+    """Build the task's config now, so that a bad setting fails before any corpus is prepared."""
+    from voxa.tasks.classify import ClassifierConfig
+    from voxa.tasks.speaker import SpeakerConfig
+
+    sections = {k: recipe[k] for k in ("features", "gmm", "ivector") if k in recipe}
+    if recipe["task"] in ("speaker-identification", "speaker-verification"):
+        SpeakerConfig.from_dict(sections)
+    else:
+        ClassifierConfig.from_dict(sections)
 
 
 def run_recipe(path: str | os.PathLike, data_root: str | None = None, exp: str | None = None,
@@ -94,7 +115,7 @@ def run_recipe(path: str | os.PathLike, data_root: str | None = None, exp: str |
     for name, recs in sets.items():
         if not recs:
             raise ConfigError(f"{path}: set {name!r} selects no utterances")
-    (exp_dir / "recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
+    write_text_atomic(exp_dir / "recipe.yaml", yaml.safe_dump(recipe, sort_keys=False))
     task = recipe["task"]
     if task in ("speaker-verification-ivector", "language-id", "emotion"):
         return _run_classifier_task(recipe, sets, exp_dir, path)

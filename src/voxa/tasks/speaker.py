@@ -21,7 +21,7 @@ import numpy as np
 
 from voxa.data.manifest import Record
 from voxa.data.select import groups_by_speaker
-from voxa.errors import ConfigError, VoxaError
+from voxa.errors import VoxaError
 from voxa.features.cache import load_features
 from voxa.features.pipeline import FeatureConfig
 from voxa.gmm.ubm import GmmUbmConfig, enroll, score_matrix, train_ubm
@@ -39,15 +39,10 @@ class SpeakerConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> SpeakerConfig:
-        d = dict(d or {})
-        unknown = set(d) - {"features", "gmm"}
-        if unknown:
-            raise ConfigError(f"unknown speaker setting(s): {', '.join(sorted(unknown))}")
-        g = dict(d.get("gmm") or {})
-        bad = set(g) - set(GmmUbmConfig.__dataclass_fields__)
-        if bad:
-            raise ConfigError(f"unknown gmm setting(s): {', '.join(sorted(bad))}")
-        return cls(FeatureConfig.from_dict(d.get("features")), GmmUbmConfig(**g))
+        """From ``{"features": {...}, "gmm": {...}}``; an unknown key is a ConfigError naming valid ones."""
+        from voxa.utils.config import from_dict
+
+        return from_dict(cls, d)
 
     def to_dict(self) -> dict[str, Any]:
         return {"features": self.features.to_dict(), "gmm": asdict(self.gmm)}

@@ -18,7 +18,7 @@ Example:
     ... class Run:
     ...     name: str = "x"
     ...     trainer: Opt = field(default_factory=Opt)
-    >>> override(Run(), ["trainer.lr=3e-3", "name=big"])
+    >>> override(Run(), ["trainer.lr=3e-3", "name=big"])  # 3e-3 is a string to YAML, a float here
     Run(name='big', trainer=Opt(lr=0.003, epochs=10))
     >>> override(Run(), ["trainer.rate=2"])
     Traceback (most recent call last):
@@ -84,7 +84,7 @@ def apply_overrides(d: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
 def _hints(cls: type) -> dict[str, Any]:
     try:
         return typing.get_type_hints(cls)
-    except Exception:  # an annotation that does not resolve: fall back to the raw ones
+    except Exception:  # an annotation that does not resolve (a class defined in a function): the raw ones
         return {f.name: f.type for f in dataclasses.fields(cls)}
 
 
@@ -96,6 +96,33 @@ def _dataclass_of(tp: Any) -> type | None:
         if isinstance(arg, type) and dataclasses.is_dataclass(arg):
             return arg
     return None
+
+
+def _section(cls: type, name: str) -> type | None:
+    """The dataclass of field ``name`` of ``cls``: from its annotation, else from its default factory
+    (annotations written as strings that do not resolve still have one)."""
+    sub = _dataclass_of(_hints(cls).get(name))
+    if sub is None:
+        f = next((f for f in dataclasses.fields(cls) if f.name == name), None)
+        factory = getattr(f, "default_factory", dataclasses.MISSING)
+        if isinstance(factory, type) and dataclasses.is_dataclass(factory):
+            sub = factory
+    return sub
+
+
+def _coerce(tp: Any, v: Any) -> Any:
+    """A string given for a number field as the number (YAML reads ``3e-3`` as a string)."""
+    if not isinstance(v, str):
+        return v
+    names = {tp} | set(typing.get_args(tp)) if tp is not None else set()
+    names = {getattr(n, "__name__", n) for n in names}
+    for kind, conv in (("float", float), ("int", int)):
+        if kind in names or (isinstance(tp, str) and kind in tp.replace("|", " ").split()):
+            try:
+                return conv(v)
+            except ValueError:
+                return v
+    return v
 
 
 def _is_tuple(tp: Any) -> bool:
@@ -135,11 +162,15 @@ def from_dict(cls: type, d: dict[str, Any] | None, where: str = "") -> Any:
     hints = _hints(cls)
     kw = {}
     for k, v in d.items():
-        sub = _dataclass_of(hints.get(k))
+        sub = _section(cls, k)
         if sub is not None and isinstance(v, dict):
             v = from_dict(sub, v, f"{where}{k}.")
+        elif sub is not None and not isinstance(v, sub) and v is not None:
+            raise ConfigError(f"{where}{k}: expected a mapping of settings, got {v!r}")
         elif _is_tuple(hints.get(k)) and isinstance(v, list):
             v = tuple(v)
+        else:
+            v = _coerce(hints.get(k), v)
         kw[k] = v
     try:
         return cls(**kw)
@@ -175,7 +206,7 @@ def _check_path(cls: type, parts: list[str]) -> None:
             raise ConfigError(f"unknown setting {'.'.join(parts)!r}; {section} takes: {', '.join(names)}"
                               + (f" (did you mean {hint}?)" if hint else ""))
         tp = _hints(node).get(p)
-        sub = _dataclass_of(tp)
+        sub = _section(node, p)
         if i + 1 < len(parts) and sub is None and typing.get_origin(tp) is not dict and tp is not dict \
                 and "dict" not in str(tp):
             raise ConfigError(f"setting {'.'.join(parts)!r}: {'.'.join(parts[:i + 1])} is not a section")
@@ -185,7 +216,7 @@ def _check_path(cls: type, parts: list[str]) -> None:
 def _suggest(cls: type, leaf: str, prefix: str = "") -> str | None:
     """The dotted path of a nested field named ``leaf``, for a flat key given where a dotted one is needed."""
     for f in dataclasses.fields(cls):
-        sub = _dataclass_of(_hints(cls).get(f.name))
+        sub = _section(cls, f.name)
         if sub is None:
             continue
         if leaf in valid_keys(sub):
