@@ -28,3 +28,14 @@ def data_key(records: list[Record]) -> str:
     import hashlib
 
     return "data-" + hashlib.sha1("\n".join(sorted(r.id for r in records)).encode()).hexdigest()[:10]
+
+
+def require_files(folder, names: tuple[str, ...], command: str) -> None:
+    """A one-line VoxaError unless ``folder`` holds every file in ``names`` (written by ``command``)."""
+    from pathlib import Path
+
+    from voxa.errors import VoxaError
+
+    for name in names:
+        if not (Path(folder) / name).is_file():
+            raise VoxaError(f"{folder}: no {name} (run '{command}' first)")

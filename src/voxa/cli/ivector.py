@@ -45,17 +45,14 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _extract(args: argparse.Namespace) -> int:
-    from voxa.cli.common import data_key, load_data_arg
-    from voxa.errors import VoxaError
+    from voxa.cli.common import data_key, load_data_arg, require_files
     from voxa.features.cache import load_features
     from voxa.ivector import TotalVariability
     from voxa.tasks.classify import ClassifierConfig, FrontEnd
     from voxa.utils.vectors import save_vectors
 
     exp = Path(args.exp)
-    for name in ("tv.safetensors", "config.json"):
-        if not (exp / name).is_file():
-            raise VoxaError(f"{exp}: no {name} (run 'voxa ivector train' first)")
+    require_files(exp, ("tv.safetensors", "config.json"), "voxa ivector train")
     cfg = ClassifierConfig.from_dict(json.loads((exp / "config.json").read_text()))
     fe = FrontEnd(cfg)
     fe.tv = TotalVariability.load(exp / "tv.safetensors")

@@ -81,16 +81,15 @@ def _train_ubm(args: argparse.Namespace) -> int:
 
 
 def _enroll(args: argparse.Namespace) -> int:
+    from voxa.cli.common import require_files
     from voxa.data.select import groups_by_speaker
-    from voxa.errors import VoxaError
     from voxa.features.cache import load_features
     from voxa.gmm import GaussianMixture
     from voxa.gmm.ubm import enroll
     from voxa.tasks.speaker import SpeakerConfig
 
     exp = Path(args.exp)
-    if not (exp / "ubm.safetensors").is_file():
-        raise VoxaError(f"{exp}: no ubm.safetensors (run 'voxa speaker train-ubm' first)")
+    require_files(exp, ("ubm.safetensors",), "voxa speaker train-ubm")
     cfg = SpeakerConfig.from_dict(json.loads((exp / "config.json").read_text())) \
         if (exp / "config.json").is_file() else _config(args)
     ubm = GaussianMixture.load(exp / "ubm.safetensors")

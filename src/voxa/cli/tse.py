@@ -84,6 +84,7 @@ def cmd_mixtures(args: argparse.Namespace) -> None:
         speech_pools,
         write_mixture_set,
     )
+    from voxa.utils.jsonl import read_jsonl
 
     records = load_data_arg(args.speech)
     pools = speech_pools(records, seed=args.pool_seed)
@@ -91,11 +92,10 @@ def cmd_mixtures(args: argparse.Namespace) -> None:
                         presence=args.presence, r_spk=args.r_spk, min_talker_gap=args.min_gap)
     ds = MixtureDataset(args.bank, args.split, pools[args.pool], cfg, length=args.count, seed=args.seed)
     out = write_mixture_set(ds, args.count, args.out)
-    import json
 
-    rows = [json.loads(line) for line in (out / "mixtures.jsonl").read_text().splitlines()[:12]]
-    png = plot_mixture_geometry(rows, cfg.r_spk, Path(out) / "geometry.png")
-    n_present = sum(json.loads(line)["present"] for line in (out / "mixtures.jsonl").read_text().splitlines())
+    rows = read_jsonl(out / "mixtures.jsonl")
+    png = plot_mixture_geometry(rows[:12], cfg.r_spk, Path(out) / "geometry.png")
+    n_present = sum(r["present"] for r in rows)
     print(f"{args.count} mixtures ({n_present} with a target) from {args.split} responses and "
           f"{len(pools[args.pool])} {args.pool} utterances -> {out} (geometry: {png})")
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from voxa.errors import ManifestError
 from voxa.utils.atomic import atomic_path
+from voxa.utils.jsonl import iter_jsonl
 
 _FIELDS = ("id", "path", "channel", "start", "duration", "sample_rate", "speaker", "language",
            "emotion", "text", "extra")
@@ -85,21 +86,11 @@ def iter_manifest(path: str | os.PathLike) -> Iterator[Record]:
     if not path.is_file():
         raise ManifestError(f"{path}: manifest not found")
     base = path.parent
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                d = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ManifestError(f"{path}:{n}: not valid JSON ({e.msg})") from None
-            if not isinstance(d, dict):
-                raise ManifestError(f"{path}:{n}: a record must be a JSON object")
-            r = Record.from_dict(d, where=f"{path}:{n}")
-            if not os.path.isabs(r.path):
-                r.path = str(base / r.path)
-            yield r
+    for n, d in iter_jsonl(path, ManifestError):
+        r = Record.from_dict(d, where=f"{path}:{n}")
+        if not os.path.isabs(r.path):
+            r.path = str(base / r.path)
+        yield r
 
 
 def read_manifest(path: str | os.PathLike) -> list[Record]:

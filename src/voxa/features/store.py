@@ -19,6 +19,7 @@ from safetensors.numpy import save_file
 
 from voxa.errors import VoxaError
 from voxa.utils.atomic import atomic_path, write_text_atomic
+from voxa.utils.jsonl import iter_jsonl
 
 
 def write_kaldi_shard(items: Iterable[tuple[str, np.ndarray]], ark: Path) -> Path:
@@ -82,14 +83,10 @@ class FeatureReader:
             self._keys = list(self._scp.keys())
         else:
             self._index: dict[str, str] = {}
-            with open(p, encoding="utf-8") as f:
-                for n, line in enumerate(f, 1):
-                    if line.strip():
-                        try:
-                            row = json.loads(line)
-                            self._index[row["id"]] = row["shard"]
-                        except (json.JSONDecodeError, KeyError):
-                            raise VoxaError(f"{p}:{n}: malformed index line") from None
+            for n, row in iter_jsonl(p):
+                if "id" not in row or "shard" not in row:
+                    raise VoxaError(f"{p}:{n}: malformed index line (needs 'id' and 'shard')")
+                self._index[row["id"]] = row["shard"]
             self._keys = list(self._index)
             self._handles: dict[str, object] = {}
 

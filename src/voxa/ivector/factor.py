@@ -460,3 +460,43 @@ def fit_em(source: StatsSource, T: torch.Tensor, sigma: torch.Tensor, kind: str,
             T_new, offset = min_divergence(acc, T_new, offset, shift)
         T = T_new
     return T, offset, sigma, history
+
+
+# ---------------------------------------------------------------------------------------- saving
+# TV and JFA save the same way: their own tensors, the UBM's tensors under ``ubm_*``, the config with
+# the dtype spelled as text; these two helpers are that format.
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def save_factor_model(model: Any, path: Any, tensors: dict[str, torch.Tensor], header: dict[str, Any]) -> Any:
+    """Write a factor model (``model.ubm_``, ``model.dtype``, ``model.get_params()``) with its UBM."""
+    from voxa.utils.serialization import save_model
+
+    cfg = {k: v for k, v in model.get_params().items() if k != "device"}
+    cfg["dtype"] = str(model.dtype).replace("torch.", "")
+    u = model.ubm_
+    tensors = {**tensors, "ubm_weights": u.weights_, "ubm_means": u.means_,
+               "ubm_covariances": u.covariances_, "ubm_var_floor": u.var_floor_}
+    return save_model(path, tensors, {**header, "config": cfg})
+
+
+def load_factor_model(cls: type, tag: str, path: Any, device: Any, covariance_type: str | None = None
+                      ) -> tuple[Any, dict[str, torch.Tensor], dict[str, Any]]:
+    """``(model, tensors as float64 on device, header)`` of a file :func:`save_factor_model` wrote, the
+    model built from its config with its UBM restored (``covariance_type`` from the header if ``None``)."""
+    from voxa.ivector.stats import ubm_from_tensors
+    from voxa.utils.serialization import load_model
+
+    tensors, header = load_model(path, expected_class=tag)
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    try:
+        cfg = dict(header["config"])
+        cfg["dtype"] = _DTYPES[cfg["dtype"]]
+        model = cls(**cfg, device=device)
+        t = {k: v.to(dev, torch.float64) for k, v in tensors.items()}
+        model.ubm_ = ubm_from_tensors(t["ubm_weights"], t["ubm_means"], t["ubm_covariances"],
+                                      covariance_type or header["covariance_type"], model.dtype,
+                                      t["ubm_var_floor"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise VoxaError(f"{path}: malformed {cls.__name__} file ({e!r})") from e
+    return model, t, header

@@ -52,7 +52,6 @@ if TYPE_CHECKING:
     from voxa.gmm.mixture import GaussianMixture
 
 _CLASS = "voxa.ivector.JointFactorAnalysis"
-_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 @register(_CLASS)
@@ -289,38 +288,22 @@ class JointFactorAnalysis:
     # ------------------------------------------------------------------ I/O
     def save(self, path: str | os.PathLike) -> Path:
         """Write the model and its UBM to one safetensors file."""
-        from voxa.utils.serialization import save_model
-
         self._check_fitted()
-        cfg = {k: v for k, v in self.get_params().items() if k != "device"}
-        cfg["dtype"] = str(self.dtype).replace("torch.", "")
-        u = self.ubm_
-        tensors = {"V": self.V_, "U": self.U_, "D": self.D_, "sigma": self.sigma_,
-                   "mean": self.mean_, "ubm_weights": u.weights_, "ubm_means": u.means_,
-                   "ubm_covariances": u.covariances_, "ubm_var_floor": u.var_floor_}
-        return save_model(path, tensors, {"class": _CLASS, "config": cfg,
-                                          "fitted": {"history": self.history_}})
+        tensors = {"V": self.V_, "U": self.U_, "D": self.D_, "sigma": self.sigma_, "mean": self.mean_}
+        header = {"class": _CLASS, "fitted": {"history": self.history_}}
+        return factor.save_factor_model(self, path, tensors, header)
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | torch.device | None = None
              ) -> JointFactorAnalysis:
         """Read a model written by :meth:`save` (onto ``device``, default CPU)."""
-        from voxa.utils.serialization import load_model
-
-        tensors, header = load_model(path, expected_class=_CLASS)
-        dev = torch.device(device) if device is not None else torch.device("cpu")
+        jfa, t, header = factor.load_factor_model(cls, _CLASS, path, device, covariance_type="diag")
         try:
-            cfg = dict(header["config"])
-            cfg["dtype"] = _DTYPES[cfg["dtype"]]
-            jfa = cls(**cfg, device=device)
-            t = {k: v.to(dev, torch.float64) for k, v in tensors.items()}
-            jfa.ubm_ = ubm_from_tensors(t["ubm_weights"], t["ubm_means"], t["ubm_covariances"],
-                                        "diag", jfa.dtype, t["ubm_var_floor"])
             jfa.V_, jfa.U_, jfa.D_ = t["V"], t["U"], t["D"]
             jfa.sigma_, jfa.mean_ = t["sigma"], t["mean"]
             jfa.history_ = {k: [float(v) for v in vs]
                             for k, vs in header.get("fitted", {}).get("history", {}).items()}
-        except (KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, AttributeError) as e:
             raise VoxaError(f"{path}: malformed JointFactorAnalysis file ({e!r})") from e
         return jfa
 

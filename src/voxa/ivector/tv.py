@@ -41,7 +41,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _CLASS = "voxa.ivector.TotalVariability"
-_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 @register(_CLASS)
@@ -250,38 +249,22 @@ class TotalVariability:
     # ------------------------------------------------------------------ I/O
     def save(self, path: str | os.PathLike) -> Path:
         """Write the model and its UBM to one safetensors file (tensors + JSON header)."""
-        from voxa.utils.serialization import save_model
-
         self._check_fitted()
-        cfg = {k: v for k, v in self.get_params().items() if k != "device"}
-        cfg["dtype"] = str(self.dtype).replace("torch.", "")
-        header = {"class": _CLASS, "config": cfg, "covariance_type": self._kind,
+        header = {"class": _CLASS, "covariance_type": self._kind,
                   "fitted": {"n_iter": self.n_iter_, "history": [float(h) for h in self.history_]}}
-        u = self.ubm_
-        tensors = {"T": self.T_, "sigma": self.sigma_, "mean": self.mean_,
-                   "ubm_weights": u.weights_, "ubm_means": u.means_,
-                   "ubm_covariances": u.covariances_, "ubm_var_floor": u.var_floor_}
-        return save_model(path, tensors, header)
+        return factor.save_factor_model(self, path, {"T": self.T_, "sigma": self.sigma_, "mean": self.mean_},
+                                        header)
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | torch.device | None = None
              ) -> TotalVariability:
         """Read a model written by :meth:`save` (onto ``device``, default CPU)."""
-        from voxa.utils.serialization import load_model
-
-        tensors, header = load_model(path, expected_class=_CLASS)
-        dev = torch.device(device) if device is not None else torch.device("cpu")
+        tv, t, header = factor.load_factor_model(cls, _CLASS, path, device)
         try:
-            cfg = dict(header["config"])
-            cfg["dtype"] = _DTYPES[cfg["dtype"]]
-            tv = cls(**cfg, device=device)
-            t = {k: v.to(dev, torch.float64) for k, v in tensors.items()}
-            tv.ubm_ = ubm_from_tensors(t["ubm_weights"], t["ubm_means"], t["ubm_covariances"],
-                                       header["covariance_type"], tv.dtype, t["ubm_var_floor"])
             tv.T_, tv.sigma_, tv.mean_ = t["T"], t["sigma"], t["mean"]
-            fitted = header.get("fitted", {})
-        except (KeyError, TypeError, ValueError) as e:
+        except KeyError as e:
             raise VoxaError(f"{path}: malformed TotalVariability file ({e!r})") from e
+        fitted = header.get("fitted", {})
         tv.history_ = [float(h) for h in fitted.get("history", [])]
         tv.n_iter_ = int(fitted.get("n_iter", 0))
         tv._prep = None

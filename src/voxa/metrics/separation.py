@@ -64,8 +64,19 @@ def _out(x: torch.Tensor, as_numpy: bool) -> torch.Tensor | np.ndarray:
     return x.numpy() if as_numpy else x
 
 
-def _energy(x: torch.Tensor) -> torch.Tensor:
+def energy(x: torch.Tensor) -> torch.Tensor:
+    """Energy ``sum(x ** 2)`` over the last (samples) axis: ``[..., samples] -> [...]``.
+
+    A sum of squares, not a norm, so its gradient is finite at zero (the losses use it too).
+    """
     return (x * x).sum(dim=-1)
+
+
+def inactive_level(est_energy: torch.Tensor, mix_energy: torch.Tensor | float, tau_inactive: float = 1e-2,
+                   eps: float = _EPS) -> torch.Tensor:
+    """``10 log10(E_est + tau_inactive * E_mix)``: the inactive SDR from energies (see :func:`inactive_sdr`),
+    shared by the metric, the inactive loss and the distance sweep."""
+    return 10.0 * torch.log10((est_energy + tau_inactive * mix_energy).clamp_min(eps))
 
 
 def _db_ratio(num: torch.Tensor, den: torch.Tensor, eps: float) -> torch.Tensor:
@@ -94,7 +105,7 @@ def sdr(est: Any, ref: Any, eps: float = _EPS) -> torch.Tensor | np.ndarray:
         tensor([20.0000, 20.0000], dtype=torch.float64)
     """
     e, r, as_numpy = _pair(est, ref, "est", "ref")
-    return _out(_db_ratio(_energy(r), _energy(r - e), eps), as_numpy)
+    return _out(_db_ratio(energy(r), energy(r - e), eps), as_numpy)
 
 
 def si_sdr(est: Any, ref: Any, zero_mean: bool = True, eps: float = _EPS) -> torch.Tensor | np.ndarray:
@@ -122,9 +133,9 @@ def si_sdr(est: Any, ref: Any, zero_mean: bool = True, eps: float = _EPS) -> tor
     if zero_mean:
         e = e - e.mean(dim=-1, keepdim=True)
         r = r - r.mean(dim=-1, keepdim=True)
-    alpha = (e * r).sum(dim=-1, keepdim=True) / _energy(r).clamp_min(eps).unsqueeze(-1)
+    alpha = (e * r).sum(dim=-1, keepdim=True) / energy(r).clamp_min(eps).unsqueeze(-1)
     target = alpha * r
-    return _out(_db_ratio(_energy(target), _energy(e - target), eps), as_numpy)
+    return _out(_db_ratio(energy(target), energy(e - target), eps), as_numpy)
 
 
 def _xcorr_stats(ref: torch.Tensor, est: torch.Tensor, length: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -266,8 +277,7 @@ def inactive_sdr(
         8.06
     """
     e, y, as_numpy = _pair(est, mix, "est", "mix")
-    val = (_energy(e) + tau_inactive * _energy(y)).clamp_min(eps)
-    return _out(10.0 * torch.log10(val), as_numpy)
+    return _out(inactive_level(energy(e), energy(y), tau_inactive, eps), as_numpy)
 
 
 def output_attenuation_db(est: Any, mix: Any, eps: float = _EPS) -> torch.Tensor | np.ndarray:
@@ -292,7 +302,7 @@ def output_attenuation_db(est: Any, mix: Any, eps: float = _EPS) -> torch.Tensor
         20.0
     """
     e, y, as_numpy = _pair(est, mix, "est", "mix")
-    return _out(_db_ratio(_energy(y), _energy(e), eps), as_numpy)
+    return _out(_db_ratio(energy(y), energy(e), eps), as_numpy)
 
 
 def _pesq_mode(rate: int, mode: str | None) -> tuple[int, str]:

@@ -153,12 +153,13 @@ def locate(model: torch.nn.Module, mix: torch.Tensor, rate: int, lo: float = 0.5
     taken strongest indicator first, each suppressing the others within ``neighbourhood``.
     """
     queries = np.round(np.arange(lo, hi + step / 2, step), 6)
+    from voxa.metrics.separation import energy, inactive_level
+
     levels = []
-    y2 = float(mix.double().pow(2).sum())
+    y2 = energy(mix.double().reshape(-1))
     for i in range(0, len(queries), batch):
         out = extract(model, mix, rate, queries[i:i + batch].tolist())
-        e = out.double().pow(2).sum(-1)
-        levels.append((10 * torch.log10(e + tau_inactive * y2)).numpy())
+        levels.append(inactive_level(energy(out.double()), y2, tau_inactive).numpy())
     isdr = np.concatenate(levels)
     excess = isdr - isdr.min()
     near = np.abs(queries[:, None] - queries[None, :]) <= neighbourhood + 1e-9

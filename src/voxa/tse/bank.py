@@ -27,6 +27,7 @@ from safetensors.numpy import save_file
 
 from voxa.errors import VoxaError
 from voxa.utils.atomic import atomic_path, write_text_atomic
+from voxa.utils.jsonl import read_jsonl
 
 SPLITS = ("train", "valid", "test")
 
@@ -94,13 +95,7 @@ class RirBank:
         self.meta = json.loads(meta.read_text())
         if not self.meta.get("complete", False):
             raise VoxaError(f"{self.root}: bank is incomplete (its build was interrupted; run it again)")
-        self.rows: list[dict[str, Any]] = []
-        for n, line in enumerate(rows.read_text().splitlines(), 1):
-            if line.strip():
-                try:
-                    self.rows.append(json.loads(line))
-                except json.JSONDecodeError:
-                    raise VoxaError(f"{rows}:{n}: malformed row") from None
+        self.rows: list[dict[str, Any]] = read_jsonl(rows)
         self.by_id = {r["id"]: r for r in self.rows}
         self.bank_rate = int(self.meta["rate"])
         self.rate = rate or self.bank_rate

@@ -30,6 +30,7 @@ from voxa.data.splits import split_by_speaker
 from voxa.errors import ConfigError, VoxaError
 from voxa.tse.bank import RirBank
 from voxa.utils.atomic import write_text_atomic
+from voxa.utils.jsonl import read_jsonl
 
 
 @dataclass
@@ -347,13 +348,7 @@ class MixtureSet(Dataset):
         index = self.root / "mixtures.jsonl"
         if not index.is_file():
             raise VoxaError(f"{self.root}: not a mixture set (no mixtures.jsonl)")
-        self.rows = []
-        for n, line in enumerate(index.read_text().splitlines(), 1):
-            if line.strip():
-                try:
-                    self.rows.append(json.loads(line))
-                except json.JSONDecodeError:
-                    raise VoxaError(f"{index}:{n}: malformed row") from None
+        self.rows = read_jsonl(index)
         self.rate = int(self.rows[0]["rate"]) if self.rows else 16000
 
     def __len__(self) -> int:

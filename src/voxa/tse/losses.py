@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 
 from voxa.errors import VoxaError
+from voxa.metrics.separation import energy, inactive_level
 
 __all__ = ["active_loss", "inactive_loss", "tse_loss"]
 
@@ -31,20 +32,15 @@ def _check(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str) -> None:
                         f"got shape {tuple(a.shape)}")
 
 
-def _energy(x: torch.Tensor) -> torch.Tensor:
-    # a sum of squares (not a norm) has a finite gradient at zero
-    return (x * x).sum(dim=-1)
-
-
 def _active(est: torch.Tensor, target: torch.Tensor, tau: float) -> torch.Tensor:
-    num = _energy(target)
-    den = _energy(target - est) + tau * num
+    num = energy(target)
+    den = energy(target - est) + tau * num
     # a ratio before the log makes a perfect estimate give exactly -tau_db
     return -10.0 * torch.log10(num.clamp_min(_EPS) / den.clamp_min(_EPS))
 
 
 def _inactive(est: torch.Tensor, mix: torch.Tensor, tau_inactive: float) -> torch.Tensor:
-    return 10.0 * torch.log10((_energy(est) + tau_inactive * _energy(mix)).clamp_min(_EPS))
+    return inactive_level(energy(est), energy(mix), tau_inactive, _EPS)
 
 
 def active_loss(est: torch.Tensor, target: torch.Tensor, tau_db: float = 30.0) -> torch.Tensor:
@@ -143,8 +139,8 @@ def tse_loss(
     present = present.to(device=est.device, dtype=torch.bool)
 
     tau = 10.0 ** (-tau_db / 10.0)
-    num = _energy(target)
-    den = _energy(target - est) + tau * num
+    num = energy(target)
+    den = energy(target - est) + tau * num
     # absent items get a ratio of 1 in the unused branch: finite value, finite (zero) gradient
     one = torch.ones_like(num)
     num_safe = torch.where(present, num.clamp_min(_EPS), one)

@@ -222,6 +222,17 @@ def compress(y: torch.Tensor, power: float) -> torch.Tensor:
     return y * magnitude(y, keepdim=True).pow(power - 1.0)
 
 
+def input_scale(mix: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+    """Per-item RMS of ``mix [B, N]`` as ``[B, 1]`` (ones if not ``normalize``).
+
+    The mixture's level varies over 5+ dB: the models divide by it before the network and multiply
+    after, so the mask, not the network's gain, does the extraction.
+    """
+    if not normalize:
+        return torch.ones_like(mix[:, :1])
+    return mix.pow(2).mean(-1, keepdim=True).sqrt().clamp(min=1e-5)
+
+
 class GlobalLayerNorm(nn.GroupNorm):
     """gLN: normalise over channels, time and frequency together, per item, with per-channel gain."""
 
@@ -272,10 +283,7 @@ class DQTSModel(TseModel):
 
     def forward(self, mix: torch.Tensor, distance: torch.Tensor) -> torch.Tensor:
         n = mix.shape[-1]
-        # the mixture's level varies over 5+ dB: scale it to unit RMS for the network and back after,
-        # so the mask, not the network's gain, does the extraction
-        scale = mix.pow(2).mean(-1, keepdim=True).sqrt().clamp(min=1e-5) if self.cfg.normalize_input \
-            else torch.ones_like(mix[:, :1])
+        scale = input_scale(mix, self.cfg.normalize_input)
         y = self.stft(mix / scale)
         # the network may see a compressed spectrum (``input_power``, not in the paper); the mask always
         # multiplies the mixture's own STFT
@@ -318,8 +326,7 @@ class LstmDegModel(TseModel):
 
     def forward(self, mix: torch.Tensor, distance: torch.Tensor) -> torch.Tensor:
         n = mix.shape[-1]
-        scale = mix.pow(2).mean(-1, keepdim=True).sqrt().clamp(min=1e-5) if self.cfg.normalize_input \
-            else torch.ones_like(mix[:, :1])
+        scale = input_scale(mix, self.cfg.normalize_input)
         y = self.stft(mix / scale)  # [B, 2, T, F]
         mag = magnitude(y, eps=1e-8)  # [B, T, F]
         emb = self.deg(distance)[:, None, :].expand(-1, mag.shape[1], -1)
