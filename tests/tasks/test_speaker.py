@@ -129,3 +129,18 @@ def test_train_ubm_under_torchrun_two_processes(digits, tmp_path):
     assert "2 process(es)" in p.stdout
     assert GaussianMixture.load(tmp_path / "u" / "ubm.safetensors").means_.shape[0] == 4
     assert (tmp_path / "u" / "feats" / "rank1").is_dir()
+
+
+def test_a_test_utterance_shorter_than_one_frame_is_skipped_and_counted(digits, tmp_path, caplog):
+    import dataclasses
+
+    import numpy as np
+    import soundfile as sf
+
+    train = [r for r in digits if r.extra["take"] < 2]
+    test = [r for r in digits if r.extra["take"] == 2]
+    sf.write(tmp_path / "short.wav", np.zeros(100, dtype=np.float32), 8000)
+    short = dataclasses.replace(test[0], id="zz-short", path=str(tmp_path / "short.wav"), duration=0.0125)
+    res = run_identification(train, test + [short], _cfg(), tmp_path / "exp")
+    assert res["n_test"] == len(test)
+    assert "1 of" in caplog.text and "zz-short" in caplog.text

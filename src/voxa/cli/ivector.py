@@ -28,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def _train(args: argparse.Namespace) -> int:
     from voxa.cli.common import data_key, load_data_arg
     from voxa.cli.lid import load_config
-    from voxa.features.cache import load_features
+    from voxa.features.cache import load_features, with_features
     from voxa.tasks.classify import FrontEnd
     from voxa.utils.atomic import write_text_atomic
 
@@ -36,6 +36,7 @@ def _train(args: argparse.Namespace) -> int:
     exp = Path(args.exp)
     records = load_data_arg(args.data)
     feats = load_features(records, cfg.features, exp / "feats" / data_key(records))
+    records = with_features(records, feats)
     fe = FrontEnd(cfg).fit([feats[r.id] for r in records], ivectors=True)
     fe.tv.save(exp / "tv.safetensors")
     write_text_atomic(exp / "config.json", json.dumps(cfg.to_dict(), indent=2))
@@ -46,7 +47,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _extract(args: argparse.Namespace) -> int:
     from voxa.cli.common import data_key, load_data_arg, require_files
-    from voxa.features.cache import load_features
+    from voxa.features.cache import load_features, with_features
     from voxa.ivector import TotalVariability
     from voxa.tasks.classify import ClassifierConfig, FrontEnd
     from voxa.utils.vectors import save_vectors
@@ -59,6 +60,7 @@ def _extract(args: argparse.Namespace) -> int:
     fe.ubm = fe.tv.ubm_
     records = load_data_arg(args.data)
     feats = load_features(records, cfg.features, exp / "feats" / data_key(records))
+    records = with_features(records, feats)
     ids = [r.id for r in records]
     X = fe.ivectors([feats[u] for u in ids])
     meta = {r.id: {k: v for k, v in (("speaker", r.speaker), ("language", r.language),

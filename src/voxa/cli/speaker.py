@@ -83,7 +83,7 @@ def _train_ubm(args: argparse.Namespace) -> int:
 def _enroll(args: argparse.Namespace) -> int:
     from voxa.cli.common import require_files
     from voxa.data.select import groups_by_speaker
-    from voxa.features.cache import load_features
+    from voxa.features.cache import load_features, with_features
     from voxa.gmm import GaussianMixture
     from voxa.gmm.ubm import enroll
     from voxa.tasks.speaker import SpeakerConfig
@@ -97,6 +97,7 @@ def _enroll(args: argparse.Namespace) -> int:
     from voxa.cli.common import data_key
 
     feats = load_features(records, cfg.features, exp / "feats_enroll" / data_key(records))
+    records = with_features(records, feats)
     models = enroll(ubm, feats, groups_by_speaker(records), cfg.gmm)
     for name, m in models.items():
         m.save(exp / "models" / f"{name}.safetensors")

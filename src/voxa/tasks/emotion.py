@@ -157,6 +157,11 @@ def run_emotion(records: Sequence[Record], exp: str | os.PathLike, systems: Sequ
         key = cfg.features.key()
         if key not in feats_cache:
             by_id = load_features(records, cfg.features, exp / "feats")
+            short = [r.id for r in records if r.id not in by_id]
+            if short:
+                # the folds and every system's score rows are laid out over one utterance list
+                raise VoxaError(f"{len(short)} utterance(s) shorter than one analysis frame "
+                                f"(e.g. {short[0]}): remove them from the data for emotion recognition")
             feats = [by_id[r.id] for r in records]
             if speaker_norm:
                 feats = speaker_normalise(feats, [r.speaker for r in records])

@@ -28,7 +28,7 @@ import numpy as np
 
 from voxa.data.manifest import Record
 from voxa.errors import ConfigError, VoxaError
-from voxa.features.cache import load_features
+from voxa.features.cache import load_features, with_features
 from voxa.tasks.classify import SYSTEMS, ClassifierConfig, FrontEnd, check_system, crop, system_scores
 from voxa.tasks.results import finish, format_table
 from voxa.utils.atomic import write_text_atomic
@@ -113,6 +113,8 @@ def run_lid(train: Sequence[Record], test: Sequence[Record], cfg: ClassifierConf
     exp.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     feats_by_id = load_features(list(train) + list(test), cfg.features, exp / "feats")
+    train = with_features(train, feats_by_id, "training set")
+    test = with_features(test, feats_by_id, "test set")
     fit_idx, dev_idx = dev_split(train, dev_fraction, seed)
     fit_feats = [feats_by_id[train[i].id] for i in fit_idx]
     fit_labels = [train[i].language for i in fit_idx]

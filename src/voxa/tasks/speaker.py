@@ -22,7 +22,7 @@ import numpy as np
 from voxa.data.manifest import Record
 from voxa.data.select import groups_by_speaker
 from voxa.errors import VoxaError
-from voxa.features.cache import load_features
+from voxa.features.cache import load_features, with_features
 from voxa.features.pipeline import FeatureConfig
 from voxa.gmm.ubm import GmmUbmConfig, enroll, score_matrix, train_ubm
 from voxa.tasks.results import finish
@@ -62,6 +62,7 @@ def run_identification(train: Sequence[Record], test: Sequence[Record], cfg: Spe
     exp.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     feats = load_features(list(train) + list(test), cfg.features, exp / "feats")
+    train, test = with_features(train, feats, "training set"), with_features(test, feats, "test set")
     t_feat = time.perf_counter() - t0
     train_ids = {r.id for r in train}
     ubm = train_ubm({k: v for k, v in feats.items() if k in train_ids}, cfg.gmm)
@@ -104,6 +105,14 @@ def run_verification(background: Sequence[Record], enroll_set: Sequence[Record],
     trials = prepare_trials(trials, test_set, exp, nontarget_ratio, seed)
     t0 = time.perf_counter()
     feats = load_features(list(background) + list(enroll_set) + list(test_set), cfg.features, exp / "feats")
+    background = with_features(background, feats, "background set")
+    enroll_set = with_features(enroll_set, feats, "enrolment set")
+    test_ids = {r.id for r in test_set}
+    kept = [t for t in trials if t.test in feats or t.test not in test_ids]
+    if len(kept) < len(trials):
+        log.warning("%d of %d trials dropped: their test utterance is shorter than one frame",
+                    len(trials) - len(kept), len(trials))
+        trials = kept
     bg = {r.id for r in background}
     ubm = train_ubm({k: v for k, v in feats.items() if k in bg}, cfg.gmm)
     ubm.save(exp / "ubm.safetensors")

@@ -18,7 +18,7 @@ import numpy as np
 
 from voxa.data.manifest import Record
 from voxa.errors import ConfigError, VoxaError
-from voxa.features.cache import load_features
+from voxa.features.cache import load_features, with_features
 from voxa.tasks.classify import ClassifierConfig, FrontEnd
 from voxa.tasks.results import finish, format_table
 from voxa.tasks.trials import Trial, prepare_trials
@@ -115,6 +115,7 @@ def run_ivector_verification(background: Sequence[Record], test_set: Sequence[Re
     trials = prepare_trials(trials, test_set, exp, nontarget_ratio, seed)
     t0 = time.perf_counter()
     feats = load_features(list(background) + list(test_set), cfg.features, exp / "feats")
+    background = with_features(background, feats, "background set")
     bg_recs = [r for r in background if r.speaker is not None]
     if len({r.speaker for r in bg_recs}) < 2:
         raise VoxaError("the background set needs speaker labels of at least two speakers")
