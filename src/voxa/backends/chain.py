@@ -84,7 +84,8 @@ class BackendChain:
         params = dict(params or {})
         unknown = sorted(set(params) - set(names))
         if unknown:
-            raise ConfigError(f"settings for step(s) not in the chain: {', '.join(unknown)}")
+            raise ConfigError(f"settings for step(s) not in the chain: {', '.join(unknown)}; its steps are: "
+                              f"{', '.join(names)}")
         X = np.asarray(X)
         steps = []
         for i, name in enumerate(names):
