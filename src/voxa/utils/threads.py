@@ -32,7 +32,7 @@ import torch
 # torch.set_num_threads, and then that choice is theirs to keep.
 _STARTUP_THREADS = torch.get_num_threads()
 _ENV_VARS = ("VOXA_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-_SAMPLE_S = 0.1  # long enough for 10 clock ticks per busy core at USER_HZ = 100
+_SAMPLE_S = 0.05  # 5 clock ticks per busy core at USER_HZ = 100: enough to tell busy from idle
 _CACHE_S = 5.0  # back-to-back calls (a fit per speaker, say) reuse one measurement
 _cache: tuple[float, int] | None = None
 
@@ -82,10 +82,10 @@ def others_busy(interval: float = _SAMPLE_S) -> float | None:
 def free_cores(interval: float = _SAMPLE_S) -> int:
     """Cores not busy with other processes' work, at least 1.
 
-    A quiet machine (1-minute load average under 0.5) answers at once with every usable core;
-    otherwise the other processes' CPU time is sampled for ``interval`` seconds (Linux), or, where
-    that cannot be read, the load average itself stands for it. A core counts as busy from half a
-    core's worth of work on. The answer is cached for 5 s.
+    Other processes' CPU time is sampled over ``interval`` seconds from /proc (Linux); where that
+    cannot be read, the 1-minute load average stands for it (it lags by a minute and counts this
+    process too, hence only a fallback). A core counts as busy from half a core's worth of work
+    on. The answer is cached for 5 s, so back-to-back calls pay for one sample.
 
     Args:
         interval: Seconds to sample /proc for.
@@ -102,17 +102,13 @@ def free_cores(interval: float = _SAMPLE_S) -> int:
     if _cache is not None and now - _cache[0] < _CACHE_S:
         return _cache[1]
     cpus = usable_cores()
-    try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):
-        load = 0.0
-    if load < 0.5:
-        n = cpus
-    else:
-        busy = others_busy(interval)
-        if busy is None:
-            busy = load
-        n = max(1, min(cpus, cpus - math.floor(busy + 0.5)))
+    busy = others_busy(interval)
+    if busy is None:
+        try:
+            busy = os.getloadavg()[0]
+        except (AttributeError, OSError):
+            busy = 0.0
+    n = max(1, min(cpus, cpus - math.floor(busy + 0.5)))
     _cache = (now, n)
     return n
 
