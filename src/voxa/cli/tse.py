@@ -117,7 +117,8 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     # settings are checked before any data is read
     apply_overrides(preset(args.preset), args.overrides)
-    res = train(args.preset, args.bank, load_data_arg(args.speech), args.exp, args.overrides, init=args.init)
+    res = train(args.preset, args.bank, load_data_arg(args.speech), args.exp, args.overrides, init=args.init,
+                state_dir=args.state)
     print(f"trained {res['steps']} steps in {res['seconds']:.0f} s, best validation loss "
           f"{res['best_valid']:.2f} dB -> {res['model']}")
 
@@ -241,6 +242,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     v.add_argument("--speech", required=True, help="speech manifest or Kaldi dir (split by speaker)")
     v.add_argument("--exp", required=True)
     v.add_argument("--init", default=None, help="start from this model (fine-tuning, e.g. D4 from D3)")
+    v.add_argument("--state", default=None,
+                   help="a folder that gets a copy of every checkpoint, the log, the learning curve and the "
+                        "card (small enough to commit, e.g. models/tse/<run>); the run resumes from it when "
+                        "it holds a later checkpoint than --exp")
     v.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="change a preset setting, e.g. trainer.epochs=10, mixing.seconds=2, "
                         "model_config.dim=16, model=lstm_deg, presence_schedule=[0.9,0.7]")

@@ -103,15 +103,26 @@ class Trainer:
         valid_fn: validation loss of the whole model (run on rank 0, shared with the others).
         exp: experiment directory: ``checkpoint.pt``, ``best.pt``, ``train_log.csv``, ``curves.png``.
         cfg: settings.
-        on_epoch: called with ``(epoch, trainer)`` before each epoch (e.g. to change the presence ratio).
+        on_epoch: called with ``(epoch, trainer)`` before each epoch (e.g. to change the presence ratio,
+            or to hand over to the next stage of a schedule); it may call :meth:`request_stop`.
+        state_dir: a second folder that receives a copy of every checkpoint and the log (small enough to
+            commit), and that :meth:`resume` reads when it holds a later checkpoint than ``exp``.
+
+    ``valid_fn`` may return a float or a dict with ``"loss"`` and other figures, which go into the
+    log's row. ``extra`` is a JSON-ready dict saved in every checkpoint (a schedule's own state).
     """
 
     def __init__(self, model: nn.Module, train_set: Dataset, collate: Callable, loss_fn: Callable,
                  valid_fn: Callable[[nn.Module], float], exp: str | os.PathLike, cfg: TrainerConfig,
-                 on_epoch: Callable[[int, Trainer], None] | None = None) -> None:
+                 on_epoch: Callable[[int, Trainer], None] | None = None,
+                 state_dir: str | os.PathLike | None = None) -> None:
         self.cfg = cfg
         self.exp = Path(exp)
         self.exp.mkdir(parents=True, exist_ok=True)
+        self.state_dir = Path(state_dir) if state_dir else None
+        self.extra: dict[str, Any] = {}
+        self.cpu_seconds = 0.0
+        self._stop = False
         self.rank, self.world = _dist()
         self.device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() \
             else torch.device("cpu")
@@ -146,6 +157,7 @@ class Trainer:
                 "sched": self.sched.state_dict(), "scaler": self.scaler.state_dict(),
                 "epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "global_step": self.global_step,
                 "best": self.best, "history": json.dumps(self.history), "seconds": self.seconds,
+                "cpu_seconds": self.cpu_seconds, "extra": json.dumps(self.extra),
                 "rng_cpu": torch.get_rng_state(), "config": json.dumps(asdict(self.cfg))}
 
     def save(self, name: str = "checkpoint.pt") -> Path | None:
@@ -156,17 +168,41 @@ class Trainer:
         torch.save(self.state(), buf)
         with atomic_path(path) as tmp:
             tmp.write_bytes(buf.getvalue())
+        if self.state_dir is not None and name == "checkpoint.pt":
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            with atomic_path(self.state_dir / name) as tmp:
+                tmp.write_bytes(buf.getvalue())
         return path
 
     def resume(self, path: str | os.PathLike | None = None) -> bool:
-        """Load ``checkpoint.pt`` (or ``path``) if present; returns whether it did."""
-        path = Path(path) if path else self.exp / "checkpoint.pt"
-        if not path.exists():
-            return False
+        """Load ``checkpoint.pt`` (or ``path``) if present; returns whether it did.
+
+        Without ``path``, the later of ``exp/checkpoint.pt`` and ``state_dir/checkpoint.pt`` (by step) is
+        read, so a run continues from committed state on a fresh machine."""
+        if path is None:
+            cands = [p for p in (self.exp / "checkpoint.pt",
+                                 self.state_dir / "checkpoint.pt" if self.state_dir else None)
+                     if p is not None and p.exists()]
+            if not cands:
+                return False
+            loaded = [(self._read(p), p) for p in cands]
+            st, path = max(loaded, key=lambda sp: int(sp[0]["global_step"]))
+        else:
+            path = Path(path)
+            if not path.exists():
+                return False
+            st = self._read(path)
+        self._load_state(st)
+        log.info("resumed from %s at epoch %d step %d", path, self.epoch, self.step_in_epoch)
+        return True
+
+    def _read(self, path: Path) -> dict[str, Any]:
         try:
-            st = torch.load(path, map_location=self.device, weights_only=True)
+            return torch.load(path, map_location=self.device, weights_only=True)
         except Exception as e:
             raise VoxaError(f"{path}: unreadable checkpoint ({str(e).splitlines()[0][:120]})") from None
+
+    def _load_state(self, st: dict[str, Any]) -> None:
         self.model.load_state_dict(st["model"])
         self.opt.load_state_dict(st["opt"])
         self.sched.load_state_dict(st["sched"])
@@ -175,9 +211,13 @@ class Trainer:
         self.global_step, self.best = int(st["global_step"]), float(st["best"])
         self.history = json.loads(st["history"])
         self.seconds = float(st["seconds"])
+        self.cpu_seconds = float(st.get("cpu_seconds", 0.0))
+        self.extra = json.loads(st.get("extra", "{}"))
         torch.set_rng_state(st["rng_cpu"].cpu())
-        log.info("resumed from %s at epoch %d step %d", path, self.epoch, self.step_in_epoch)
-        return True
+
+    def request_stop(self) -> None:
+        """End :meth:`fit` before the next epoch (e.g. a schedule's last stage is done)."""
+        self._stop = True
 
     def new_stage(self) -> None:
         """Start a new curriculum stage: validation losses from here on are not comparable with the ones
@@ -187,6 +227,12 @@ class Trainer:
 
     # ---- training ----------------------------------------------------------------------------
     def _loader(self) -> DataLoader:
+        # a schedule may change how many items share a mixture between epochs
+        group = int(getattr(self.train_set, "group_size", 1))
+        if group > 1 and self.cfg.batch_size % group:
+            raise ConfigError(f"batch size {self.cfg.batch_size} is not a multiple of the dataset's group "
+                              f"size {group}")
+        self.sampler.group = max(1, group)
         self.sampler.set(self.epoch, self.step_in_epoch * self.cfg.batch_size)
         if hasattr(self.train_set, "set_epoch"):
             self.train_set.set_epoch(self.epoch)
@@ -203,10 +249,13 @@ class Trainer:
     def fit(self) -> dict[str, Any]:
         cfg = self.cfg
         t_start = time.perf_counter() - self.seconds
+        c_start = time.process_time() - self.cpu_seconds
         stop = False
         while self.epoch < cfg.epochs and not stop:
             if self.on_epoch:
                 self.on_epoch(self.epoch, self)
+            if self._stop:
+                break
             self.model.train()
             total = len(self.train_set) // (cfg.batch_size * self.world)
             if cfg.steps_per_epoch:
@@ -235,6 +284,7 @@ class Trainer:
                 bar.update(1)
                 bar.set_postfix(loss=f"{losses[-1]:.2f}")
                 self.seconds = time.perf_counter() - t_start
+                self.cpu_seconds = time.process_time() - c_start
                 if cfg.checkpoint_every and self.global_step % cfg.checkpoint_every == 0:
                     self.save()
                 if cfg.max_seconds and self.seconds > cfg.max_seconds:
@@ -244,11 +294,12 @@ class Trainer:
             if stop and self.step_in_epoch < total:
                 self.save()
                 break
-            valid = self._validate()
+            valid, figures = self._validate()
             self.sched.step(valid)
             row = {"epoch": self.epoch, "step": self.global_step, "train_loss": _mean(losses),
                    "valid_loss": valid, "lr": self.opt.param_groups[0]["lr"],
-                   "seconds": round(self.seconds, 1)}
+                   "seconds": round(self.seconds, 1), "cpu_hours": round(self.cpu_seconds / 3600, 4),
+                   **figures}
             self.history.append(row)
             if valid < self.best:
                 self.best = valid
@@ -263,19 +314,24 @@ class Trainer:
         return {"epochs": self.epoch, "steps": self.global_step, "best_valid": self.best,
                 "seconds": self.seconds, "history": self.history}
 
-    def _validate(self) -> float:
+    def _validate(self) -> tuple[float, dict[str, Any]]:
         value = torch.tensor(0.0)
+        figures: dict[str, Any] = {}
         if self.rank == 0:
             self.model.eval()
             with torch.no_grad():
-                value = torch.tensor(float(self.valid_fn(self.model)))
+                out = self.valid_fn(self.model)
             self.model.train()
+            if isinstance(out, dict):
+                figures = {k: v for k, v in out.items() if k != "loss"}
+                out = out["loss"]
+            value = torch.tensor(float(out))
         if self.world > 1:
             import torch.distributed as dist
 
             value = value.to(self.device)
             dist.broadcast(value, 0)
-        return float(value)
+        return float(value), figures
 
     def _save_best(self) -> None:
         if self.rank == 0:
@@ -288,10 +344,13 @@ class Trainer:
         if self.rank != 0 or not self.history:
             return
         s = io.StringIO()
-        w = csv.DictWriter(s, fieldnames=list(self.history[0]))
+        names = list(dict.fromkeys(k for row in self.history for k in row))
+        w = csv.DictWriter(s, fieldnames=names)
         w.writeheader()
         w.writerows(self.history)
-        write_text_atomic(self.exp / "train_log.csv", s.getvalue())
+        for folder in (self.exp, self.state_dir):
+            if folder is not None:
+                write_text_atomic(folder / "train_log.csv", s.getvalue())
         plot_curves(self.history, self.exp / "curves.png", self.cfg.loss_label)
 
 

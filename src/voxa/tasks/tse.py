@@ -6,6 +6,7 @@ Library functions behind ``voxa tse train|evaluate|extract|locate``.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import time
@@ -21,7 +22,10 @@ from voxa.errors import ConfigError, VoxaError
 from voxa.nn.trainer import TrainerConfig
 from voxa.tse.data import MixtureConfig
 from voxa.tse.models import MODELS, StftConfig
+from voxa.tse.schedule import StageConfig
 from voxa.utils.atomic import write_text_atomic
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "assets" / "tse" / "dqts_cpu_d1.safetensors"
 #: the named presets are YAML recipes: ``recipes/tse/<name>.yaml`` of the checkout
@@ -43,6 +47,9 @@ class TsePreset:
         nearest_first: share of the epochs in which every query names the talker nearest to the
             microphone (presence 1), with talkers at least ``nearest_min_gap`` m apart.
         nearest_min_gap: see ``nearest_first``.
+        stages: a schedule in stages (:class:`voxa.tse.schedule.StageConfig`: separation, distance
+            order, the query task); when given it replaces ``presence_schedule`` and ``nearest_first``,
+            and the run ends with its last stage.
     """
 
     #: settings a schedule overwrites during training: setting them directly would be ignored
@@ -57,6 +64,7 @@ class TsePreset:
     valid_size: int = 200
     nearest_first: float = 0.0
     nearest_min_gap: float = 0.0
+    stages: list[StageConfig] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:
@@ -227,15 +235,21 @@ def apply_overrides(p: TsePreset, overrides: list[str] | None) -> TsePreset:
 
 
 def train(preset_name: str | TsePreset, bank: str | os.PathLike, speech: list, exp: str | os.PathLike,
-          overrides: list[str] | None = None, init: str | os.PathLike | None = None) -> dict[str, Any]:
-    """Train a TSE model on a bank's train split, validating on its valid split; resumes if ``exp`` holds a
-    checkpoint. ``init`` starts from a saved model (fine-tuning, e.g. D4 from D3)."""
+          overrides: list[str] | None = None, init: str | os.PathLike | None = None,
+          state_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Train a TSE model on a bank's train split, validating on its valid split; resumes if ``exp`` (or
+    ``state_dir``) holds a checkpoint. ``init`` starts from a saved model (fine-tuning, e.g. D4 from D3).
+
+    ``state_dir`` receives a copy of every checkpoint, the log, the learning curve and a card small
+    enough to commit, so that a fresh checkout continues the run from there."""
+    p = apply_overrides(preset(preset_name) if isinstance(preset_name, str) else preset_name, overrides)
+    if p.stages:
+        return _train_staged(p, preset_name, bank, speech, Path(exp), init, state_dir)
     from voxa.nn.trainer import Trainer
     from voxa.tse.data import MixtureDataset, collate, speech_pools
     from voxa.tse.losses import tse_loss
     from voxa.utils.config import to_dict
 
-    p = apply_overrides(preset(preset_name) if isinstance(preset_name, str) else preset_name, overrides)
     t = p.trainer
     exp = Path(exp)
     exp.mkdir(parents=True, exist_ok=True)
@@ -258,6 +272,7 @@ def train(preset_name: str | TsePreset, bank: str | os.PathLike, speech: list, e
         valid_set.set_query_rule("nearest")
         valid_set.set_presence(1.0)
         nearest_items = [valid_set[i] for i in range(len(valid_set))]
+    torch.manual_seed(t.seed)  # the same settings give the same initial weights, so runs reproduce
     model = build_model(p) if init is None else load_tse_model(init)[0]
 
     def loss_fn(net, b):
@@ -301,6 +316,129 @@ def train(preset_name: str | TsePreset, bank: str | os.PathLike, speech: list, e
     summary = {**card, "wall_seconds": time.perf_counter() - t0}
     write_text_atomic(exp / "train_summary.json", json.dumps(summary, indent=2, default=str))
     return {**res, "model": str(exp / "model.safetensors")}
+
+
+def _train_staged(p: TsePreset, preset_name: Any, bank: str | os.PathLike, speech: list, exp: Path,
+                  init: str | os.PathLike | None, state_dir: str | os.PathLike | None) -> dict[str, Any]:
+    """:func:`train` for a preset with ``stages`` (see :mod:`voxa.tse.schedule`)."""
+    from voxa.nn.trainer import Trainer
+    from voxa.tse.data import MixtureDataset, collate, speech_pools
+    from voxa.tse.schedule import handover, stage_loss, validate_query, validate_separation
+    from voxa.utils.config import to_dict
+
+    t = p.trainer
+    exp.mkdir(parents=True, exist_ok=True)
+    state = Path(state_dir) if state_dir else None
+    settings = to_dict(p)
+    for folder in (exp, state):
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(folder / "config.yaml", yaml.safe_dump(settings, sort_keys=False))
+    if t.batch_size % 2:
+        raise ConfigError(f"trainer.batch_size must be even for a staged schedule, got {t.batch_size}")
+    pools = speech_pools(speech, seed=t.seed)
+    train_set = MixtureDataset(bank, "train", pools["train"], replace(p.mixing), length=p.epoch_size,
+                               seed=t.seed, preload=True)
+    valid_split = "valid" if _split_has_room(bank, "valid", p.mixing) else "train"
+    n_valid = p.valid_size + p.valid_size % 2
+    sep_set = MixtureDataset(bank, valid_split, pools["valid"], replace(p.mixing, presence=1.0),
+                             length=n_valid, seed=t.seed + 1, preload=True)
+    sep_items = [sep_set[i] for i in range(len(sep_set))]
+    # query validation: each mixture queried at each of its two talkers, as consecutive pairs
+    q_set = MixtureDataset(bank, valid_split, pools["valid"],
+                           replace(p.mixing, presence=1.0, queries_per_mixture=2), length=n_valid,
+                           seed=t.seed + 2, preload=True)
+    q_items = [q_set[i] for i in range(len(q_set))]
+    torch.manual_seed(t.seed)  # the same settings give the same initial weights, so runs reproduce
+    model = build_model(p) if init is None else load_tse_model(init)[0]
+
+    def current(trainer: Trainer) -> StageConfig:
+        return p.stages[min(trainer.extra.get("stage", 0), len(p.stages) - 1)]
+
+    def loss_fn(net, b):
+        return stage_loss(current(trainer), net, b)
+
+    def valid_fn(net):
+        st = current(trainer)
+        out = validate_query(net, q_items, t.batch_size) if st.task == "query" \
+            else validate_separation(st, net, sep_items, t.batch_size)
+        return {**out, "stage": trainer.extra.get("stage", 0)}
+
+    def on_epoch(epoch, trainer):
+        before = trainer.extra.get("stage", 0)
+        if handover(p.stages, trainer.extra, trainer.history, trainer.global_step, epoch):
+            trainer.request_stop()
+            return
+        i = trainer.extra["stage"]
+        if i != before:
+            h = trainer.extra["handovers"][-1]
+            log.info("stage %s hands over to %s at step %d: %s", h["name"], p.stages[i].name, h["at_step"],
+                     h["reason"])
+            trainer.new_stage()
+        st = p.stages[i]
+        train_set.cfg.presence = st.presence if st.task == "query" else 1.0
+        train_set.cfg.queries_per_mixture = st.queries_per_mixture if st.task == "query" else 1
+        train_set.cfg.min_talker_gap = p.mixing.min_talker_gap if st.min_talker_gap is None \
+            else st.min_talker_gap
+        if trainer.history:
+            for folder in (exp, state):
+                if folder is not None:
+                    plot_learning_curve(trainer.history, folder / "learning_curve.png", p.stages)
+
+    trainer = Trainer(model, train_set, collate, loss_fn, valid_fn, exp, t, on_epoch=on_epoch,
+                      state_dir=state)
+    trainer.resume()
+    res = trainer.fit()
+    card = {"preset": preset_name if isinstance(preset_name, str) else "custom", "bank": str(bank),
+            "bank_meta": train_set.bank.meta, "speech_train_utterances": len(pools["train"]),
+            "epochs": res["epochs"], "steps": res["steps"], "train_seconds": round(res["seconds"], 1),
+            "cpu_hours": round(trainer.cpu_seconds / 3600, 3), "best_valid_loss": res["best_valid"],
+            "batch_size": t.batch_size, "lr": t.lr,
+            "stage": p.stages[min(trainer.extra.get("stage", 0), len(p.stages) - 1)].name,
+            "handovers": trainer.extra.get("handovers", []), "finished": trainer.extra.get("stage", 0)
+            >= len(p.stages)}
+    # the model as it stands (its stage's task), not the best of an earlier stage's
+    save_tse_model(exp / "model.safetensors", model.cpu(), p.mixing, card, settings)
+    for folder in (exp, state):
+        if folder is not None:
+            write_text_atomic(folder / "card.json", json.dumps(card, indent=2, default=str))
+            if trainer.history:
+                plot_learning_curve(trainer.history, folder / "learning_curve.png", p.stages)
+    return {**res, "model": str(exp / "model.safetensors"), "card": card}
+
+
+def plot_learning_curve(history: list[dict[str, Any]], path: str | os.PathLike,
+                        stages: list[StageConfig] | None = None) -> Path:
+    """Query use and SI-SDR improvement (dB) against training steps, with CPU-hours on the top axis and
+    the stages shaded."""
+    from voxa.plots import plt, save_figure
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    steps = [h["step"] for h in history]
+    for key, label, style in (("query_use", "query use (right minus other query SDR)", "o-"),
+                              ("si_sdri", "SI-SDR improvement", "s-")):
+        pts = [(h["step"], float(h[key])) for h in history if h.get(key) not in (None, "")]
+        if pts:
+            ax.plot(*zip(*pts), style, ms=3, label=label)
+    ax.axhline(0.0, color="k", lw=0.8)
+    if stages:
+        bounds = {}
+        for h in history:
+            bounds.setdefault(int(h.get("stage", 0)), [h["step"], h["step"]])[1] = h["step"]
+        for i, (a, b) in sorted(bounds.items()):
+            if i % 2:
+                ax.axvspan(a, b, color="0.92", zorder=0)
+            ax.text(a, ax.get_ylim()[1], f" {stages[min(i, len(stages) - 1)].name}", va="top", fontsize=8)
+    ax.set_xlabel("training steps")
+    ax.set_ylabel("dB (validation)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    hours = [float(h.get("cpu_hours", 0.0)) for h in history]
+    if steps and max(steps) > 0 and max(hours) > 0:
+        top = ax.secondary_xaxis("top", functions=(lambda s: s * max(hours) / max(steps),
+                                                   lambda c: c * max(steps) / max(hours)))
+        top.set_xlabel("CPU-hours")
+    return save_figure(fig, path)
 
 
 def _split_has_room(bank: str | os.PathLike, split: str, cfg: MixtureConfig) -> bool:

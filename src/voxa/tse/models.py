@@ -6,6 +6,7 @@ Shapes: waveforms ``[batch, samples]``; the STFT ``Y`` is stacked real and imagi
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -86,18 +87,35 @@ class FusionPath(nn.Module):
     """LayerNorm, one BLSTM shared across all sequences, Linear + GELU back to D, residual.
 
     ``axis="time"`` runs along frames within each subband (intra-subband); ``axis="freq"`` along
-    subbands within each frame (intra-frame). With a distance embedding, it is appended as one extra
-    step of every sequence and dropped after the BLSTM. Sequences go through the BLSTM in chunks of
-    ``chunk`` (memory), each chunk optionally under activation checkpointing. ``query_every_step``
-    (not in the paper) also adds the embedding to every normalised step, so the query reaches each
-    frame directly instead of only through the BLSTM's memory.
+    subbands within each frame (intra-frame). Sequences go through the BLSTM in chunks of ``chunk``
+    (memory), each chunk optionally under activation checkpointing.
+
+    How a distance embedding enters (``query_fusion``):
+
+    - ``"append"`` (the paper): one extra step at the end of every sequence, dropped after the BLSTM.
+      Only the backward direction reads it before the frames; the forward one reads it last, when
+      every output of that direction is already computed.
+    - ``"ends"`` (not in the paper): one step at each end, so both directions read the query first.
+    - ``"film"`` (not in the paper): every normalised step is scaled and shifted,
+      ``x * (1 + g(e)) + b(e)``, with ``g`` and ``b`` starting at zero (identity), so the query reaches
+      each frame directly.
+
+    ``query_every_step`` (not in the paper) also adds the embedding to every normalised step.
     """
 
     def __init__(self, dim: int, hidden: int, axis: str, chunk: int = 0, checkpointing: bool = False,
-                 forget_bias: float = 0.0, query_every_step: bool = False) -> None:
+                 forget_bias: float = 0.0, query_every_step: bool = False, query_fusion: str = "append"
+                 ) -> None:
         super().__init__()
         if axis not in ("time", "freq"):
             raise ConfigError(f"axis must be 'time' or 'freq', got {axis!r}")
+        if query_fusion not in QUERY_FUSIONS:
+            raise ConfigError(f"query_fusion must be one of {', '.join(QUERY_FUSIONS)}, got {query_fusion!r}")
+        self.query_fusion = query_fusion
+        if query_fusion == "film":
+            self.film = nn.Linear(dim, 2 * dim)
+            nn.init.zeros_(self.film.weight)
+            nn.init.zeros_(self.film.bias)
         self.axis = axis
         self.norm = nn.LayerNorm(dim)
         self.rnn = nn.LSTM(dim, hidden, batch_first=True, bidirectional=True)
@@ -107,10 +125,14 @@ class FusionPath(nn.Module):
         self.checkpointing = checkpointing
         self.query_every_step = query_every_step
 
-    def _run(self, seq: torch.Tensor, emb: torch.Tensor | None = None) -> torch.Tensor:
+    def _run(self, seq: torch.Tensor, emb: torch.Tensor | None = None,
+             film: torch.Tensor | None = None) -> torch.Tensor:
         x = self.norm(seq)
         if emb is not None:
             x = x + emb
+        if film is not None:
+            gain, shift = film.chunk(2, dim=-1)
+            x = x * (1 + gain) + shift
         out, _ = self.rnn(x)
         return F.gelu(self.proj(out))
 
@@ -120,10 +142,17 @@ class FusionPath(nn.Module):
         x = h.permute(0, 3, 2, 1) if self.axis == "time" else h.permute(0, 2, 3, 1)
         n_seq, length = x.shape[1], x.shape[2]
         seq = x.reshape(b * n_seq, length, d)
-        every = None
+        every = film = None
+        first = 0
         if emb is not None:
             extra = emb[:, None, None, :].expand(b, n_seq, 1, d).reshape(b * n_seq, 1, d).to(seq.dtype)
-            seq = torch.cat([seq, extra], dim=1)
+            if self.query_fusion == "append":
+                seq = torch.cat([seq, extra], dim=1)
+            elif self.query_fusion == "ends":
+                seq = torch.cat([extra, seq, extra], dim=1)
+                first = 1
+            else:
+                film = self.film(extra)
             if self.query_every_step:
                 every = extra
         step = self.chunk if self.chunk > 0 else seq.shape[0]
@@ -131,25 +160,33 @@ class FusionPath(nn.Module):
         for i in range(0, seq.shape[0], step):
             part = seq[i:i + step]
             add = None if every is None else every[i:i + step]
+            fp = None if film is None else film[i:i + step]
             if self.checkpointing and self.training and part.requires_grad:
-                outs.append(checkpoint(self._run, part, add, use_reentrant=False))
+                outs.append(checkpoint(self._run, part, add, fp, use_reentrant=False))
             else:
-                outs.append(self._run(part, add))
-        y = torch.cat(outs, 0)[:, :length].reshape(b, n_seq, length, d)
+                outs.append(self._run(part, add, fp))
+        y = torch.cat(outs, 0)[:, first:first + length].reshape(b, n_seq, length, d)
         y = y.permute(0, 3, 2, 1) if self.axis == "time" else y.permute(0, 3, 1, 2)
         return h + y
+
+
+#: how a DQ block's fusion paths take the distance embedding (see :class:`FusionPath`)
+QUERY_FUSIONS = ("append", "ends", "film")
 
 
 class DQBlock(nn.Module):
     """Distance Query block: intra-subband fusion with D_s, then intra-frame fusion with D_f."""
 
     def __init__(self, dim: int, hidden: int, chunk: int = 0, checkpointing: bool = False,
-                 forget_bias: float = 0.0, query_every_step: bool = False) -> None:
+                 forget_bias: float = 0.0, query_every_step: bool = False, query_fusion: str = "append"
+                 ) -> None:
         super().__init__()
         self.deg_s = DistanceEmbedding(dim)
         self.deg_f = DistanceEmbedding(dim)
-        self.sub = FusionPath(dim, hidden, "time", chunk, checkpointing, forget_bias, query_every_step)
-        self.frame = FusionPath(dim, hidden, "freq", chunk, checkpointing, forget_bias, query_every_step)
+        self.sub = FusionPath(dim, hidden, "time", chunk, checkpointing, forget_bias, query_every_step,
+                              query_fusion)
+        self.frame = FusionPath(dim, hidden, "freq", chunk, checkpointing, forget_bias, query_every_step,
+                                query_fusion)
 
     def forward(self, h: torch.Tensor, distance: torch.Tensor) -> torch.Tensor:
         h = self.sub(h, self.deg_s(distance))
@@ -190,6 +227,7 @@ class DQTSConfig:
     query_every_step: bool = False
     input_power: float = 1.0
     mask: str = "sigmoid"
+    query_fusion: str = "append"
 
 
 #: mask activations: the paper's sigmoid, or softplus (not in the paper), which has no ceiling to saturate
@@ -275,7 +313,7 @@ class DQTSModel(TseModel):
         self.encoder = nn.Conv2d(2, c.dim, 3, padding=1)
         self.gln = GlobalLayerNorm(c.dim)
         self.dq = nn.ModuleList(DQBlock(c.dim, c.hidden, c.chunk, c.checkpointing, c.forget_bias,
-                                        c.query_every_step) for _ in range(c.n_dq))
+                                        c.query_every_step, c.query_fusion) for _ in range(c.n_dq))
         self.ts = nn.ModuleList(TSBlock(c.dim, c.hidden, c.chunk, c.checkpointing, c.forget_bias)
                                 for _ in range(c.n_ts))
         self.decoder = nn.Conv2d(c.dim, 2, 3, padding=1)
@@ -294,6 +332,115 @@ class DQTSModel(TseModel):
             h = blk(h)
         mask = self.mask(self.decoder(h))
         return self.stft.inverse(mask * y, n) * scale
+
+
+def band_edges(n_freq: int, n_bands: int) -> list[int]:
+    """Bin edges ``[0, ..., n_freq]`` of ``n_bands`` bands whose widths grow geometrically (narrow bands at
+    low frequencies, where speech harmonics are dense; at least one bin each).
+
+    Example:
+        >>> band_edges(129, 14)
+        [0, 2, 4, 6, 9, 13, 17, 23, 30, 39, 50, 64, 81, 103, 129]
+    """
+    if not 1 <= n_bands <= n_freq:
+        raise ConfigError(f"n_bands must be in 1..{n_freq} (the STFT's bins), got {n_bands}")
+    import numpy as np
+
+    # geometric widths from an offset of n_freq / 20 bins: a few bins wide at the bottom (one bin each
+    # there would spend bands on frequencies below the voice's fundamental)
+    off = max(1.0, n_freq / 20)
+    raw = np.geomspace(off, n_freq + off, n_bands + 1) - off
+    edges = [0]
+    for k, e in enumerate(raw[1:], 1):
+        # at least one bin each, and room left for the bands still to come
+        edges.append(int(min(max(round(e), edges[-1] + 1), n_freq - (n_bands - k))))
+    edges[-1] = n_freq
+    return edges
+
+
+@dataclass
+class BandSplitConfig:
+    """The efficient CPU model (a documented departure from the paper): the STFT's bins are grouped into
+    ``n_bands`` bands, each projected by its own linear layer (real/imaginary parts, optionally with the
+    log-magnitude) to an embedding of size D; the paper's DQ and TS blocks then run over frames and bands
+    instead of frames and bins (about 14 sequences per frame instead of 129), and a per-band MLP
+    decodes a complex mask with no ceiling (``mask="linear"``).
+
+    ``query_fusion`` chooses how the distance embedding enters each BLSTM (see :class:`FusionPath`).
+    """
+
+    dim: int = 32
+    hidden: int = 32
+    n_dq: int = 2
+    n_ts: int = 2
+    n_bands: int = 14
+    log_magnitude: bool = True
+    query_fusion: str = "ends"
+    forget_bias: float = 0.0
+    mask: str = "linear"
+    normalize_input: bool = True
+    stft: StftConfig = field(default_factory=StftConfig)
+
+
+#: mask activations of the band-split model's complex mask: ``linear`` has neither ceiling nor floor
+BAND_MASKS = ("linear", "tanh")
+
+
+class BandSplit(nn.Module):
+    """``[B, C, T, F]`` bins to ``[B, D, T, K]`` band embeddings, one linear map per band, all in one
+    batched product (bands padded to the widest with zero weights)."""
+
+    def __init__(self, edges: list[int], channels: int, dim: int) -> None:
+        super().__init__()
+        widths = [b - a for a, b in zip(edges[:-1], edges[1:])]
+        self.width = max(widths)
+        n_freq, k = edges[-1], len(widths)
+        # bin index of every (band, slot); padding slots point at an extra all-zero bin n_freq
+        index = torch.full((k, self.width), n_freq, dtype=torch.long)
+        for j, (a, w) in enumerate(zip(edges[:-1], widths)):
+            index[j, :w] = torch.arange(a, a + w)
+        self.register_buffer("index", index, persistent=False)
+        self.norm = nn.LayerNorm(channels * self.width)
+        fan_in = channels * self.width
+        self.weight = nn.Parameter(torch.randn(k, fan_in, dim) / math.sqrt(fan_in))
+        self.bias = nn.Parameter(torch.zeros(k, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, t, f = x.shape
+        padded = F.pad(x, (0, 1))  # the zero bin
+        bands = padded[..., self.index]  # [B, C, T, K, W]
+        bands = bands.permute(0, 2, 3, 1, 4).reshape(b, t, self.index.shape[0], c * self.width)
+        h = torch.einsum("btkc,kcd->btkd", self.norm(bands), self.weight) + self.bias
+        return h.permute(0, 3, 1, 2)  # [B, D, T, K]
+
+
+class BandMerge(nn.Module):
+    """``[B, D, T, K]`` band embeddings to a ``[B, 2, T, F]`` complex mask: per band, Linear + tanh to 2D,
+    then a linear map to the band's bins (real and imaginary)."""
+
+    def __init__(self, edges: list[int], dim: int, hidden: int) -> None:
+        super().__init__()
+        widths = [b - a for a, b in zip(edges[:-1], edges[1:])]
+        k, self.width = len(widths), max(widths)
+        self.norm = nn.LayerNorm(dim)
+        self.w1 = nn.Parameter(torch.randn(k, dim, hidden) / math.sqrt(dim))
+        self.b1 = nn.Parameter(torch.zeros(k, hidden))
+        self.w2 = nn.Parameter(torch.randn(k, hidden, 2 * self.width) * 0.01 / math.sqrt(hidden))
+        # the mask starts near 0.5 (real), the level a query-blind model would settle on anyway
+        b2 = torch.zeros(k, 2, self.width)
+        b2[:, 0] = 0.5
+        self.b2 = nn.Parameter(b2.reshape(k, 2 * self.width))
+        # each bin's (band, slot) in the flattened [K * W] layout
+        where = torch.cat([j * self.width + torch.arange(w) for j, w in enumerate(widths)])
+        self.register_buffer("where", where, persistent=False)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        b, d, t, k = h.shape
+        x = self.norm(h.permute(0, 2, 3, 1))  # [B, T, K, D]
+        x = torch.tanh(torch.einsum("btkd,kdh->btkh", x, self.w1) + self.b1)
+        m = torch.einsum("btkh,khc->btkc", x, self.w2) + self.b2  # [B, T, K, 2W]
+        m = m.reshape(b, t, k, 2, self.width).permute(0, 3, 1, 2, 4).reshape(b, 2, t, k * self.width)
+        return m[..., self.where]  # [B, 2, T, F]
 
 
 @dataclass
@@ -335,9 +482,54 @@ class LstmDegModel(TseModel):
         return self.stft.inverse(mask[:, None] * y, n) * scale
 
 
-MODELS = {"dqts": (DQTSModel, DQTSConfig), "lstm_deg": (LstmDegModel, LstmDegConfig)}
+@register("voxa.tse.BandSplitModel")
+class BandSplitModel(TseModel):
+    """Band-split DQ/TS: ``(mixture [B, N], query distance [B]) -> [B, N]`` (see :class:`BandSplitConfig`).
+
+    Example:
+        >>> import torch
+        >>> m = BandSplitModel(BandSplitConfig(dim=8, hidden=8, n_dq=1, n_ts=1, stft=StftConfig(rate=8000)))
+        >>> m(torch.randn(2, 4000), torch.tensor([1.0, 2.5])).shape
+        torch.Size([2, 4000])
+    """
+
+    def __init__(self, cfg: BandSplitConfig | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg or BandSplitConfig()
+        c = self.cfg
+        if c.mask not in BAND_MASKS:
+            raise ConfigError(f"mask must be one of {', '.join(BAND_MASKS)}, got {c.mask!r}")
+        self.stft = Stft(c.stft)
+        edges = band_edges(c.stft.n_fft // 2 + 1, c.n_bands)
+        self.split = BandSplit(edges, 3 if c.log_magnitude else 2, c.dim)
+        self.dq = nn.ModuleList(DQBlock(c.dim, c.hidden, forget_bias=c.forget_bias,
+                                        query_fusion=c.query_fusion) for _ in range(c.n_dq))
+        self.ts = nn.ModuleList(TSBlock(c.dim, c.hidden, forget_bias=c.forget_bias) for _ in range(c.n_ts))
+        self.merge = BandMerge(edges, c.dim, 2 * c.dim)
+
+    def forward(self, mix: torch.Tensor, distance: torch.Tensor) -> torch.Tensor:
+        n = mix.shape[-1]
+        scale = input_scale(mix, self.cfg.normalize_input)
+        y = self.stft(mix / scale)  # [B, 2, T, F]
+        x = torch.cat([y, torch.log1p(magnitude(y, keepdim=True))], 1) if self.cfg.log_magnitude else y
+        h = self.split(x)
+        for blk in self.dq:
+            h = blk(h, distance)
+        for blk in self.ts:
+            h = blk(h)
+        m = self.merge(h)
+        if self.cfg.mask == "tanh":
+            m = torch.tanh(m)
+        # complex mask: (m_r + i m_i)(y_r + i y_i)
+        est = torch.stack([m[:, 0] * y[:, 0] - m[:, 1] * y[:, 1], m[:, 0] * y[:, 1] + m[:, 1] * y[:, 0]], 1)
+        return self.stft.inverse(est, n) * scale
+
+
+MODELS = {"dqts": (DQTSModel, DQTSConfig), "lstm_deg": (LstmDegModel, LstmDegConfig),
+          "bandsplit": (BandSplitModel, BandSplitConfig)}
 DQTSModel.config_class = DQTSConfig
 LstmDegModel.config_class = LstmDegConfig
+BandSplitModel.config_class = BandSplitConfig
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
+import types
 import typing
 from pathlib import Path
 from typing import Any
@@ -92,9 +93,10 @@ def _dataclass_of(tp: Any) -> type | None:
     """The dataclass a field holds (also through ``Optional[...]``), else ``None``."""
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return tp
-    for arg in typing.get_args(tp):
-        if isinstance(arg, type) and dataclasses.is_dataclass(arg):
-            return arg
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):  # Optional[X] and X | None only
+        for arg in typing.get_args(tp):
+            if isinstance(arg, type) and dataclasses.is_dataclass(arg):
+                return arg
     return None
 
 
@@ -108,6 +110,13 @@ def _section(cls: type, name: str) -> type | None:
         if isinstance(factory, type) and dataclasses.is_dataclass(factory):
             sub = factory
     return sub
+
+
+def _list_of(tp: Any) -> type | None:
+    """The dataclass of a ``list[X]`` field's items (``X`` a dataclass), else ``None``."""
+    if typing.get_origin(tp) is list:
+        return _dataclass_of(typing.get_args(tp)[0]) if typing.get_args(tp) else None
+    return None
 
 
 def _coerce(tp: Any, v: Any) -> Any:
@@ -169,6 +178,9 @@ def from_dict(cls: type, d: dict[str, Any] | None, where: str = "") -> Any:
             raise ConfigError(f"{where}{k}: expected a mapping of settings, got {v!r}")
         elif _is_tuple(hints.get(k)) and isinstance(v, list):
             v = tuple(v)
+        elif _list_of(hints.get(k)) is not None and isinstance(v, list):
+            item = _list_of(hints.get(k))
+            v = [from_dict(item, x, f"{where}{k}[{i}].") for i, x in enumerate(v)]
         else:
             v = _coerce(hints.get(k), v)
         kw[k] = v
