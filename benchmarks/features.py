@@ -81,8 +81,10 @@ def start_burner() -> subprocess.Popen:
 def time_case(name: str, audio: list[np.ndarray], threads: int, repeats: int, gpu: bool
               ) -> dict[str, float]:
     from voxa.features import mfcc
+    from voxa.utils.threads import cpu_snapshot, others_busy_between
 
     tensors = [torch.from_numpy(x) for x in audio]
+    snap = cpu_snapshot()
 
     def run_voxa():
         for x in tensors:
@@ -159,7 +161,9 @@ def time_case(name: str, audio: list[np.ndarray], threads: int, repeats: int, gp
 
     main = next(iter(results))
     audio_s = sum(len(x) for x in audio) / SR
-    print(f"\n{name}: {len(audio)} signal(s), {audio_s / 60:.2f} min of 16 kHz speech")
+    others = others_busy_between(snap, cpu_snapshot())
+    print(f"\n{name}: {len(audio)} signal(s), {audio_s / 60:.2f} min of 16 kHz speech (other "
+          f"processes kept {others if others is not None else float('nan'):.2f} cores busy)")
     print(f"{'toolkit':<30}{'seconds':>10}{'x real time':>14}{'voxa speedup':>14}")
     for k, t in results.items():
         print(f"{k:<30}{t:>10.3f}{audio_s / t:>14.0f}{t / results[main]:>14.2f}")

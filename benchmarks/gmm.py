@@ -141,7 +141,7 @@ def main() -> None:
     if X is None:
         X, source = synthetic_frames(n, 39, rng), "synthetic 64-component mixture"
 
-    from voxa.utils.threads import auto_threads
+    from voxa.utils.threads import auto_threads, cpu_snapshot, others_busy_between
 
     if args.threads:
         os.environ["VOXA_NUM_THREADS"] = str(args.threads)  # fit's own choice, made explicit
@@ -158,6 +158,7 @@ def main() -> None:
     configs = [("diag", k) for k in diag_ks] + [("full", full_k)]
     for kind, K in configs:
         w0, mu0, cov0 = start_params(X, K, kind, rng)
+        snap = cpu_snapshot()
         t_sk, ll_sk = sklearn_fit(X, w0, mu0, cov0, kind, args.iters, args.repeats)
         for dtype in (torch.float32, torch.float64):
             t_vx, ll_vx = voxa_fit(X, w0, mu0, cov0, kind, dtype, args.iters, args.repeats)
@@ -168,6 +169,9 @@ def main() -> None:
                   f"{ll_vx:>13.5f}{rel:>10.1e}")
             if kind == "diag" and K == diag_ks[0] and dtype == torch.float32:
                 target = ratio
+        others = others_busy_between(snap, cpu_snapshot())
+        print(f"{'':<18}(other processes kept {others if others is not None else float('nan'):.2f} "
+              f"cores busy meanwhile)")
 
     from voxa.gmm import GaussianMixture, llr_many
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from voxa.errors import VoxaError
+from voxa.errors import ConfigError
 from voxa.utils.serialization import register
 
 
@@ -86,7 +86,7 @@ class GlobalCMVN:
             self.sum = np.zeros(x.shape[1])
             self.sumsq = np.zeros(x.shape[1])
         elif x.shape[1] != self.sum.shape[0]:
-            raise VoxaError(f"GlobalCMVN: got {x.shape[1]}-dim features after {self.sum.shape[0]}-dim ones")
+            raise ConfigError(f"GlobalCMVN: got {x.shape[1]}-dim features after {self.sum.shape[0]}-dim ones")
         self.count += x.shape[0]
         self.sum += x.sum(0)
         self.sumsq += (x * x).sum(0)
@@ -113,7 +113,7 @@ class GlobalCMVN:
 
     def _check(self) -> None:
         if self.sum is None or self.count == 0:
-            raise VoxaError("GlobalCMVN has no statistics: call fit first")
+            raise ConfigError("GlobalCMVN has no statistics: call fit first")
 
     def transform(self, feats: torch.Tensor) -> torch.Tensor:
         mean = torch.as_tensor(self.mean_, dtype=feats.dtype, device=feats.device)
@@ -147,12 +147,12 @@ class GlobalCMVN:
             try:
                 stats, cfg = np.load(path, allow_pickle=False), {}
             except (OSError, ValueError) as e:
-                raise VoxaError(f"{path}: not a CMVN statistics file ({e})") from None
+                raise ConfigError(f"{path}: not a CMVN statistics file ({e})") from None
         else:
             tensors, header = load_model(path, expected_class=_CLASS)
             stats, cfg = tensors["stats"].double().numpy(), dict(header.get("config") or {})
         if stats.ndim != 2 or stats.shape[0] != 2:
-            raise VoxaError(f"{path}: CMVN statistics must be a [2, dims + 1] matrix, got {stats.shape}")
+            raise ConfigError(f"{path}: CMVN statistics must be a [2, dims + 1] matrix, got {stats.shape}")
         if norm_vars is not None:
             cfg["norm_vars"] = norm_vars
         g = cls(**cfg)

@@ -185,7 +185,8 @@ _POOL_MAX = 1 << 24  # elements: buffers above this are not kept between calls
 
 
 @contextmanager
-def workspace(name: str, numel: int, like: torch.Tensor) -> Iterator[torch.Tensor]:
+def workspace(name: str, numel: int, like: torch.Tensor, dtype: torch.dtype | None = None
+              ) -> Iterator[torch.Tensor]:
     """A flat scratch buffer of ``numel`` elements (``like``'s dtype and device), kept between
     calls by this thread.
 
@@ -194,10 +195,11 @@ def workspace(name: str, numel: int, like: torch.Tensor) -> Iterator[torch.Tenso
     buffer is taken out of the pool while in use, so a nested use gets one of its own.
     """
     pool = _LOCAL.__dict__.setdefault("pool", {})
-    key = (name, like.dtype, like.device)
+    dtype = dtype or like.dtype
+    key = (name, dtype, like.device)
     buf = pool.pop(key, None)
     if buf is None or buf.numel() < numel:
-        buf = like.new_empty(numel)
+        buf = like.new_empty(numel, dtype=dtype)
     try:
         yield buf[:numel]
     finally:
@@ -424,18 +426,22 @@ def projected_power(waveform: torch.Tensor, sample_rate: int, opts: FrameOptions
     width = bins if matrix is None else matrix.shape[1]
     res = x.new_empty(fr.batch, fr.frames, width)
     csr = _csr_transpose(matrix) if matrix is not None and fr.batch == 1 else None
-    # The FFT gets a 2-D input and no out=: with out= torch computes into a temporary and copies.
-    with workspace("power", fr.batch * fr.step * bins, x) as flat:
-        _project_blocks(fr, matrix, csr, power, flat, res, bins, width)
+    cdtype = torch.complex128 if x.dtype == torch.float64 else torch.complex64
+    # The spectra go to a kept buffer too: rfft's own fresh 1 MiB output per block was measured
+    # to be faulted in anew on every call in a process whose heap had been churned.
+    with workspace("power", fr.batch * fr.step * bins, x) as flat, \
+            workspace("spectrum", fr.batch * fr.step * bins, x, cdtype) as spec:
+        _project_blocks(fr, matrix, csr, power, flat, spec, res, bins, width)
     return res, fr.log_energy
 
 
 def _project_blocks(fr: Framer, matrix: torch.Tensor | None, csr: torch.Tensor | None,
-                    power: bool, flat: torch.Tensor, res: torch.Tensor, bins: int, width: int
-                    ) -> None:
+                    power: bool, flat: torch.Tensor, spec: torch.Tensor, res: torch.Tensor,
+                    bins: int, width: int) -> None:
     for t0, frames in fr.blocks():
         b = frames.shape[1]
-        s = torch.fft.rfft(frames.reshape(fr.batch * b, fr.n_fft), dim=-1)
+        s = torch.fft.rfft(frames.reshape(fr.batch * b, fr.n_fft), dim=-1,
+                           out=spec[:fr.batch * b * bins].view(fr.batch * b, bins))
         if matrix is None:
             res[:, t0:t0 + b] = _power_of(s, power).view(fr.batch, b, bins)
         elif csr is not None:

@@ -17,7 +17,7 @@ import torch
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
-from voxa.errors import VoxaError
+from voxa.errors import ConfigError
 from voxa.utils.atomic import atomic_path, write_text_atomic
 from voxa.utils.jsonl import iter_jsonl
 
@@ -70,22 +70,22 @@ class FeatureReader:
             elif (p / "index.jsonl").is_file():
                 p = p / "index.jsonl"
             else:
-                raise VoxaError(f"{p}: no feats.scp or index.jsonl (not a feature directory)")
+                raise ConfigError(f"{p}: no feats.scp or index.jsonl (not a feature directory)")
         if not p.is_file():
-            raise VoxaError(f"{p}: feature index not found")
+            raise ConfigError(f"{p}: feature index not found")
         self.path = p
         self.kind = "kaldi" if p.suffix == ".scp" else "voxa"
         if self.kind == "kaldi":
             try:
                 self._scp = kaldiio.load_scp(str(p))
             except Exception as e:
-                raise VoxaError(f"{p}: unreadable scp ({e})") from None
+                raise ConfigError(f"{p}: unreadable scp ({e})") from None
             self._keys = list(self._scp.keys())
         else:
             self._index: dict[str, str] = {}
             for n, row in iter_jsonl(p):
                 if "id" not in row or "shard" not in row:
-                    raise VoxaError(f"{p}:{n}: malformed index line (needs 'id' and 'shard')")
+                    raise ConfigError(f"{p}:{n}: malformed index line (needs 'id' and 'shard')")
                 self._index[row["id"]] = row["shard"]
             self._keys = list(self._index)
             self._handles: dict[str, object] = {}

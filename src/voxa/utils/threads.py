@@ -60,23 +60,36 @@ def _cpu_ticks() -> tuple[int, int] | None:
     return busy, int(mine[11]) + int(mine[12])  # utime + stime
 
 
+def cpu_snapshot() -> tuple[float, float, float] | None:
+    """``(busy CPU seconds of the whole machine, CPU seconds of this process, wall seconds)``
+    now, from /proc (None off Linux); two of them give :func:`others_busy_between`."""
+    ticks = _cpu_ticks()
+    if ticks is None:
+        return None
+    hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    return ticks[0] / hz, ticks[1] / hz, time.perf_counter()
+
+
+def others_busy_between(a: tuple[float, float, float] | None,
+                        b: tuple[float, float, float] | None) -> float | None:
+    """Cores other processes kept busy on average between two :func:`cpu_snapshot` s."""
+    if a is None or b is None:
+        return None
+    wall = max(b[2] - a[2], 1e-3)
+    return max(0.0, ((b[0] - a[0]) - (b[1] - a[1])) / wall)
+
+
 def others_busy(interval: float = _SAMPLE_S) -> float | None:
     """Cores kept busy by other processes over the next ``interval`` seconds (None off Linux).
 
     This process's own time is subtracted, so its threads never count against themselves (the
     load average does count them, which would make a running fit shrink its own thread count).
     """
-    a = _cpu_ticks()
+    a = cpu_snapshot()
     if a is None:
         return None
-    t0 = time.perf_counter()
     time.sleep(interval)
-    b = _cpu_ticks()
-    if b is None:
-        return None
-    hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-    wall = max(time.perf_counter() - t0, 1e-3)
-    return max(0.0, ((b[0] - a[0]) - (b[1] - a[1])) / hz / wall)
+    return others_busy_between(a, cpu_snapshot())
 
 
 def free_cores(interval: float = _SAMPLE_S) -> int:
@@ -160,5 +173,5 @@ def numeric_threads(n: int | None = None) -> Iterator[int]:
             torch.set_num_threads(before)
 
 
-__all__ = ["auto_threads", "free_cores", "numeric_threads", "others_busy", "usable_cores",
-           "user_threads"]
+__all__ = ["auto_threads", "cpu_snapshot", "free_cores", "numeric_threads", "others_busy",
+           "others_busy_between", "usable_cores", "user_threads"]
