@@ -134,10 +134,10 @@ def test_a_setting_the_presence_schedule_overwrites_is_refused():
 
 
 def test_model_settings_are_overridable():
-    p = tse_tasks.apply_overrides(preset("cpu"),
+    p = tse_tasks.apply_overrides(preset("dqts-cpu"),
                                   ["model_config.query_every_step=true", "model_config.dim=16"])
     assert p.model_config["query_every_step"] is True and p.model_config["dim"] == 16
     assert build_model(p).cfg.dim == 16
     # a key of the DQ/TS model is refused once the model is LSTM+DEG, whatever the order given
     with pytest.raises(ConfigError, match="model_config.query_every_step"):
-        tse_tasks.apply_overrides(preset("cpu"), ["model_config.query_every_step=true", "model=lstm_deg"])
+        tse_tasks.apply_overrides(preset("dqts-cpu"), ["model_config.query_every_step=true", "model=lstm_deg"])

@@ -32,7 +32,8 @@ def test_paper_model_size():
 
 
 def test_cpu_and_variant_sizes():
-    assert count_parameters(build_model("cpu")) == 170_594
+    assert count_parameters(build_model("dqts-cpu")) == 170_594
+    assert count_parameters(build_model("cpu")) == 290_292  # band-split, FiLM
     a = count_parameters(DQTSModel(DQTSConfig(n_dq=2, n_ts=6)))
     b = count_parameters(DQTSModel(DQTSConfig(n_dq=6, n_ts=2)))
     assert a < 1_252_290 < b  # DQ blocks carry the DEGs

@@ -131,7 +131,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from voxa.tasks.tse import evaluate_sets
 
     res = evaluate_sets(args.model, args.testset, Path(args.out), with_pesq=not args.no_pesq,
-                        distances=not args.no_distances)
+                        distances=not args.no_distances, query_set=args.query_set)
     print(res["markdown"])
     print(json.dumps(res["summary"]))
 
@@ -256,6 +256,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     v.add_argument("--testset", required=True, nargs="+", help="one or more mixture sets (e.g. 5 seeds)")
     v.add_argument("--out", required=True)
     v.add_argument("--no-pesq", action="store_true")
+    v.add_argument("--query-set", default=None,
+                   help="a set whose every mixture has a target (--presence 1.0, at least 60 mixtures) for "
+                        "the distance sweep and the query use (default: the first --testset)")
     v.add_argument("--no-distances", action="store_true",
                    help="skip the distance sweep (MAE) and query-use check on the first set")
     v.set_defaults(func=cmd_evaluate)

@@ -247,6 +247,14 @@ class Trainer:
         return batch
 
     def fit(self) -> dict[str, Any]:
+        """Train to ``cfg.epochs`` (or ``max_seconds``, or a stop request), on the torch threads the cores
+        other processes leave free (:func:`voxa.utils.threads.numeric_threads`)."""
+        from voxa.utils.threads import numeric_threads
+
+        with numeric_threads():
+            return self._fit()
+
+    def _fit(self) -> dict[str, Any]:
         cfg = self.cfg
         t_start = time.perf_counter() - self.seconds
         c_start = time.process_time() - self.cpu_seconds

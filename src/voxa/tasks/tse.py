@@ -502,34 +502,39 @@ def distance_and_query_use(model: torch.nn.Module, testset: str | os.PathLike, o
             tgt = it["target"].reshape(-1)
             gaps.append(float(sdr(outs[0], tgt) - sdr(outs[1], tgt)))
     return {"distance_mae_m": float(np.mean(errors)) if errors else None,
-            "mixtures_with_estimate": found, "mixtures": n,
+            "mixtures_with_estimate": found, "mixtures": n, "query_use_mixtures": len(gaps),
             "sdr_right_minus_other_query_db": float(np.mean(gaps)) if gaps else None}
 
 
 def evaluate_sets(model_path: str | os.PathLike | None, testsets: list[str], out: Path,
-                  with_pesq: bool = True, distances: bool = True) -> dict[str, Any]:
+                  with_pesq: bool = True, distances: bool = True, query_set: str | None = None
+                  ) -> dict[str, Any]:
     """Evaluate on several fixed sets (the paper: 5 query/mixture seeds) and report mean +- std across
     the sets' means, as Markdown and JSON; with ``distances``, also the distance sweep's MAE and the
-    query-use check on the first set (:func:`distance_and_query_use`)."""
+    query use (:func:`distance_and_query_use`) on ``query_set`` (a set whose every mixture has a target,
+    e.g. ``voxa tse mixtures --presence 1.0 --count 60``), else on the first set."""
     out = Path(out)
     per_set = []
     for i, ts in enumerate(testsets):
         per_set.append(evaluate(model_path, ts, out / f"set{i}", with_pesq))
     summary: dict[str, Any] = {}
-    for key in ("sdr", "sdri", "pesq", "isdr", "attenuation_db"):
+    for key in ("sdr", "sdri", "si_sdri", "bss_sdri", "pesq", "isdr", "attenuation_db"):
         means = [r[key]["mean"] for r in per_set if r[key]["n"]]
         summary[key] = {"mean": float(np.mean(means)) if means else None,
                         "std": float(np.std(means)) if means else None, "n": len(means)}
     model, header = load_tse_model(model_path)
     md = markdown_table({header.get("model", "model"): summary})
     if distances:
-        summary["distance"] = distance_and_query_use(model, testsets[0], out)
+        qset = query_set or testsets[0]
+        summary["distance"] = distance_and_query_use(model, qset, out)
         dq = summary["distance"]
         mae = "none found" if dq["distance_mae_m"] is None else f"{dq['distance_mae_m']:.2f} m"
         gap = dq["sdr_right_minus_other_query_db"]
-        md += (f"\nDistance sweep on {testsets[0]}: MAE {mae} ({dq['mixtures_with_estimate']} of "
-               f"{dq['mixtures']} mixtures with an estimate); SDR at the right query minus at the other "
-               f"talker's: {'n/a' if gap is None else f'{gap:.2f} dB'}.\n")
+        few = "" if dq["query_use_mixtures"] >= 60 else " (fewer than 60 mixtures with a target)"
+        md += (f"\nDistance sweep on {qset}: MAE {mae} ({dq['mixtures_with_estimate']} of "
+               f"{dq['mixtures']} mixtures with an estimate); query use (SDR at the right query minus at "
+               f"the other talker's) on {dq['query_use_mixtures']} mixtures{few}: "
+               f"{'n/a' if gap is None else f'{gap:.2f} dB'}.\n")
     write_text_atomic(out / "results.md", md)
     write_text_atomic(out / "results.json", json.dumps({"summary": summary, "sets": testsets}, indent=2))
     return {"summary": summary, "per_set": per_set, "markdown": md}
@@ -596,12 +601,15 @@ def model_card_markdown(header: dict[str, Any], card: dict[str, Any]) -> str:
 
 
 def markdown_table(rows: dict[str, dict[str, Any]]) -> str:
-    lines = ["| model | SDR (dB) | SDRi (dB) | PESQ | iSDR (dB) | attenuation (dB) |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| model | SDR (dB) | SDRi (dB) | SI-SDRi (dB) | BSS-eval SDRi (dB) | PESQ | iSDR (dB) "
+             "| attenuation (dB) |", "|---|---|---|---|---|---|---|---|"]
     def fmt(v: dict[str, Any]) -> str:
-        return "–" if v["n"] == 0 or v["mean"] is None else f"{v['mean']:.2f} ± {v['std']:.2f}"
+        if v is None or v["n"] == 0 or v["mean"] is None:
+            return "–"
+        return f"{v['mean']:.2f} ± {v['std']:.2f}"
 
     for name, r in rows.items():
-        cells = " | ".join(fmt(r[k]) for k in ("sdr", "sdri", "pesq", "isdr", "attenuation_db"))
+        keys = ("sdr", "sdri", "si_sdri", "bss_sdri", "pesq", "isdr", "attenuation_db")
+        cells = " | ".join(fmt(r.get(k)) for k in keys)
         lines.append(f"| {name} | {cells} |")
     return "\n".join(lines) + "\n"

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Start, or continue from the committed state in models/tse/bandsplit-d1, the band-split `cpu` TSE run
+# (recipes/tse/cpu.yaml) in the background on one core. The bank and speech manifest are rebuilt here if
+# missing (the D1 bank is seeded, so every machine builds the same one). Log: exp/tse/bandsplit-d1.log.
+#   bash scripts/tse_train_cpu.sh [extra voxa tse train arguments, e.g. --set trainer.max_seconds=3600]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. .venv/bin/activate
+DATA=${VOXA_DATA:-../shared/data}
+[ -f exp/data/libri/manifest.jsonl ] || voxa data prepare librispeech "$DATA/librispeech" exp/data/libri
+[ -f exp/banks/D1-8k/bank.json ] || voxa tse simulate --preset D1 --rate 8000 --quiet --out exp/banks/D1-8k
+mkdir -p exp/tse
+# one thread: with the other core busy, two threads made a step 3x slower (shared notes); jemalloc made
+# steps 1.5-1.9x faster than glibc's allocator
+export OMP_NUM_THREADS=1
+JEMALLOC=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2
+if [ -f "$JEMALLOC" ]; then
+  export LD_PRELOAD="$JEMALLOC" MALLOC_CONF="dirty_decay_ms:-1,muzzy_decay_ms:-1"
+fi
+setsid nohup voxa tse train --preset cpu --bank exp/banks/D1-8k --speech exp/data/libri \
+  --exp exp/tse/bandsplit-d1 --state models/tse/bandsplit-d1 "$@" >> exp/tse/bandsplit-d1.log 2>&1 &
+echo "started (pid $!): tail -f exp/tse/bandsplit-d1.log; state in models/tse/bandsplit-d1"
