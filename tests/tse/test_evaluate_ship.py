@@ -140,4 +140,5 @@ def test_model_settings_are_overridable():
     assert build_model(p).cfg.dim == 16
     # a key of the DQ/TS model is refused once the model is LSTM+DEG, whatever the order given
     with pytest.raises(ConfigError, match="model_config.query_every_step"):
-        tse_tasks.apply_overrides(preset("dqts-cpu"), ["model_config.query_every_step=true", "model=lstm_deg"])
+        tse_tasks.apply_overrides(preset("dqts-cpu"),
+                                  ["model_config.query_every_step=true", "model=lstm_deg"])
