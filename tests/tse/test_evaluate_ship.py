@@ -142,3 +142,19 @@ def test_model_settings_are_overridable():
     with pytest.raises(ConfigError, match="model_config.query_every_step"):
         tse_tasks.apply_overrides(preset("dqts-cpu"),
                                   ["model_config.query_every_step=true", "model=lstm_deg"])
+
+
+def test_a_fixed_gain_scores_sdri_but_no_scale_free_improvement(testset):
+    from voxa.tse.scoring import score_model
+
+    res = score_model(lambda mix, q: 0.5 * mix, testset, with_pesq=False)
+    assert res["sdri"]["mean"] > 1.0  # the gain alone "improves" SDR
+    assert abs(res["si_sdri"]["mean"]) < 1e-3 and abs(res["bss_sdri"]["mean"]) < 1e-3
+
+
+def test_query_use_is_measured_on_the_query_set_and_counted(testset, tmp_path):
+    model = save_tse_model(tmp_path / "m.safetensors", build_model("tiny"), preset("tiny").mixing)
+    res = evaluate_sets(model, [str(testset)], tmp_path / "eval", with_pesq=False, query_set=str(testset))
+    d = res["summary"]["distance"]
+    assert 0 < d["query_use_mixtures"] <= 6
+    assert "fewer than 60 mixtures" in res["markdown"]
