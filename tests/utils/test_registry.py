@@ -99,6 +99,11 @@ def _tse(name):
             from dataclasses import replace
 
             p = replace(p, model="lstm_deg", model_config={"hidden": 8, "layers": 1, "emb": 4})
+        elif name == "bandsplit":
+            from dataclasses import replace
+
+            p = replace(p, model="bandsplit", model_config={"dim": 8, "hidden": 8, "n_dq": 1, "n_ts": 1,
+                                                            "n_bands": 6, "query_fusion": "film"})
         return build_model(p).eval()
 
     return make
@@ -127,6 +132,7 @@ CASES = {
     "voxa.features.GlobalCMVN": (_cmvn, lambda g: g.transform(_FRAMES[:10])),
     "voxa.tse.DQTSModel": (_tse("dqts"), lambda m: m(_MIX, torch.tensor([1.0]))),
     "voxa.tse.LstmDegModel": (_tse("lstm_deg"), lambda m: m(_MIX, torch.tensor([1.0]))),
+    "voxa.tse.BandSplitModel": (_tse("bandsplit"), lambda m: m(_MIX, torch.tensor([1.0]))),
 }
 # tags that name a base class or an old spelling: they load as one of the classes above
 ABSTRACT = {"voxa.tse.TseModel", "TseModel"}
