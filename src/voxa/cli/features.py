@@ -43,5 +43,10 @@ def _compute(args: argparse.Namespace) -> int:
                         norm_vars=args.norm_vars, vad=args.vad, kaldi_compat=args.kaldi_compat,
                         sample_rate=args.sample_rate, options=opts)
     index = compute_features(records, cfg, args.outdir, fmt=args.format, shard_size=args.shard_size)
-    print(f"wrote {len(records)} utterances of {args.type} features: {index}")
+    summary = getattr(index, "summary", None)
+    n_short = summary.skipped if summary is not None else 0
+    skipped = f" ({n_short} skipped as shorter than one frame, listed in {index.parent / 'skipped'})" \
+        if n_short else ""
+    print(f"wrote {len(records) - n_short} utterances of {args.type} features: "
+          f"{index}{skipped}")
     return 0

@@ -259,14 +259,14 @@ class GaussianMixture:
         width = max(K, phi_dim(d, self.covariance_type) // 4)
         return int(min(65536, max(256, _CHUNK_BUDGET // width)))
 
-    def _check_fitted(self) -> None:
+    def check_fitted(self) -> None:
         if not hasattr(self, "means_"):
             raise VoxaError("GaussianMixture is not fitted: call fit() or load() first")
 
     @property
     def n_features_in_(self) -> int:
         """Feature dimension ``d`` of the fitted model."""
-        self._check_fitted()
+        self.check_fitted()
         return int(self.means_.shape[1])
 
     def _log(self, msg: str, *args: Any) -> None:
@@ -534,7 +534,7 @@ class GaussianMixture:
 
     # ------------------------------------------------------------------ scoring
     def _score_source(self, X: FrameSource) -> tuple[_Source, bool]:
-        self._check_fitted()
+        self.check_fitted()
         dev = self.means_.device
         src = _Source(X, dev, self.dtype, self._chunk(self.weights_.shape[0], self.n_features_in_),
                       multi_pass=False)
@@ -596,7 +596,7 @@ class GaussianMixture:
 
     def n_parameters(self) -> int:
         """Free parameters: ``K - 1`` weights, ``K d`` means and the covariances."""
-        self._check_fitted()
+        self.check_fitted()
         K, d = self.means_.shape
         cov = K * d if self.covariance_type == "diag" else K * d * (d + 1) // 2
         return int(K - 1 + K * d + cov)
@@ -658,7 +658,7 @@ class GaussianMixture:
         """Write the model to one safetensors file (tensors + JSON header), atomically."""
         from voxa.utils.serialization import save_model
 
-        self._check_fitted()
+        self.check_fitted()
         cfg = {k: v for k, v in self.get_params().items()
                if k not in ("weights_init", "means_init", "covariances_init", "device")}
         cfg["dtype"] = str(self.dtype).replace("torch.", "")

@@ -37,9 +37,9 @@ _BUDGET = 1 << 22
 
 
 def _check(models: Sequence[GaussianMixture], ubm: GaussianMixture) -> None:
-    ubm._check_fitted()
+    ubm.check_fitted()
     for m in models:
-        m._check_fitted()
+        m.check_fitted()
         if m.means_.shape != ubm.means_.shape or m.covariance_type != ubm.covariance_type:
             raise VoxaError(f"speaker model {tuple(m.means_.shape)} {m.covariance_type} does not "
                             f"match the UBM {tuple(ubm.means_.shape)} {ubm.covariance_type}")

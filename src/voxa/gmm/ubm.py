@@ -70,10 +70,13 @@ def train_ubm(frames_by_utt: dict[str, torch.Tensor], cfg: GmmUbmConfig):
 def enroll(ubm, frames_by_utt: dict[str, torch.Tensor], groups: dict[str, list[str]],
            cfg: GmmUbmConfig) -> dict[str, Any]:
     """MAP-adapt one model per group (a speaker's utterance ids, or one utterance)."""
+    from voxa.utils.threads import numeric_threads
+
     models = {}
-    for name, utts in tqdm(sorted(groups.items()), desc="enrol", unit="model", leave=False):
-        X = torch.cat([frames_by_utt[u] for u in utts])
-        models[name] = ubm.map_adapt(X, relevance_factor=cfg.relevance_factor, adapt=cfg.adapt)
+    with numeric_threads():
+        for name, utts in tqdm(sorted(groups.items()), desc="enrol", unit="model", leave=False):
+            X = torch.cat([frames_by_utt[u] for u in utts])
+            models[name] = ubm.map_adapt(X, relevance_factor=cfg.relevance_factor, adapt=cfg.adapt)
     return models
 
 
@@ -81,10 +84,13 @@ def score_matrix(models: dict[str, Any], ubm, frames_by_utt: dict[str, torch.Ten
                  test_ids: Sequence[str], top_c: int | None) -> tuple[np.ndarray, list[str]]:
     """LLR of every test utterance against every model: ``[len(test_ids), len(models)]``."""
     from voxa.gmm.scoring import llr_many
+    from voxa.utils.threads import numeric_threads
 
     names = sorted(models)
     stacked = [models[n] for n in names]
     out = np.zeros((len(test_ids), len(names)))
-    for i, u in enumerate(tqdm(test_ids, desc="score", unit="utt", leave=False)):
-        out[i] = llr_many(stacked, ubm, frames_by_utt[u], top_c=top_c)
+    # one thread count for the whole loop: a busy core would stall every per-utterance GEMM
+    with numeric_threads():
+        for i, u in enumerate(tqdm(test_ids, desc="score", unit="utt", leave=False)):
+            out[i] = llr_many(stacked, ubm, frames_by_utt[u], top_c=top_c)
     return out, names

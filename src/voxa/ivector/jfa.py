@@ -163,7 +163,7 @@ class JointFactorAnalysis:
         Returns:
             ``self``.
         """
-        ubm._check_fitted()
+        ubm.check_fitted()
         if ubm.covariance_type != "diag":
             raise ConfigError("JointFactorAnalysis needs a diagonal-covariance UBM")
         dev = torch.device(self.device) if self.device is not None else ubm.means_.device

@@ -233,7 +233,7 @@ class _Posteriors:
     """UBM natural parameters in the compute dtype, built once per call."""
 
     def __init__(self, ubm: GaussianMixture, dtype: torch.dtype) -> None:
-        ubm._check_fitted()
+        ubm.check_fitted()
         self.kind = ubm.covariance_type
         self.dtype = dtype
         self.device = ubm.means_.device

@@ -142,7 +142,7 @@ class TotalVariability:
             VoxaError: The statistics do not match the UBM, are empty or non-finite, or
                 ``update_sigma`` is set without second-order statistics.
         """
-        ubm._check_fitted()
+        ubm.check_fitted()
         dev = torch.device(self.device) if self.device is not None else ubm.means_.device
         f64 = {"dtype": torch.float64, "device": dev}
         K, d = ubm.means_.shape
