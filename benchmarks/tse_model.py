@@ -21,7 +21,8 @@ import sys
 import time
 
 MODELS = {
-    "bandsplit (cpu preset)": ("bandsplit", {"dim": 32, "hidden": 32, "n_dq": 2, "n_ts": 2, "n_bands": 14}),
+    "bandsplit (cpu preset)": ("bandsplit", {"dim": 32, "hidden": 32, "n_dq": 2, "n_ts": 2, "n_bands": 14,
+                                             "query_fusion": "film"}),
     "dqts D=H=32 2+2 (old cpu preset)": ("dqts", {"dim": 32, "hidden": 32, "n_dq": 2, "n_ts": 2,
                                                   "forget_bias": 3.0}),
 }
