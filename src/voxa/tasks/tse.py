@@ -9,6 +9,7 @@ import json
 import logging
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -28,8 +29,11 @@ from voxa.utils.atomic import write_text_atomic
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "assets" / "tse" / "dqts_cpu_d1.safetensors"
-#: the named presets are YAML recipes: ``recipes/tse/<name>.yaml`` of the checkout
-PRESET_DIR = Path(__file__).resolve().parents[3] / "recipes" / "tse"
+#: the named presets are YAML recipes: ``recipes/tse/<name>.yaml`` of the checkout, else the copy a wheel
+#: installs under ``<prefix>/share/voxa/recipes/tse``
+PRESET_DIRS = (Path(__file__).resolve().parents[3] / "recipes" / "tse",
+               Path(sys.prefix) / "share" / "voxa" / "recipes" / "tse")
+PRESET_DIR = next((d for d in PRESET_DIRS if d.is_dir()), PRESET_DIRS[0])
 
 
 @dataclass
