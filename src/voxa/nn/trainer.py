@@ -137,11 +137,7 @@ class Trainer:
         self.sched = self._scheduler()
         self.use_amp = cfg.amp and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
-        group = int(getattr(train_set, "group_size", 1))
-        if group > 1 and cfg.batch_size % group:
-            raise ConfigError(f"batch size {cfg.batch_size} is not a multiple of the dataset's group "
-                              f"size {group}")
-        self.sampler = EpochSampler(len(train_set), cfg.seed, self.rank, self.world, group)
+        self.sampler = EpochSampler(len(train_set), cfg.seed, self.rank, self.world)
         self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
         self.best = math.inf
         self.history: list[dict[str, float]] = []
@@ -226,12 +222,16 @@ class Trainer:
         self.sched = self._scheduler()  # a fresh plateau record; it reads the current rate from opt
 
     # ---- training ----------------------------------------------------------------------------
-    def _loader(self) -> DataLoader:
-        # a schedule may change how many items share a mixture between epochs
+    def _group(self) -> int:
         group = int(getattr(self.train_set, "group_size", 1))
         if group > 1 and self.cfg.batch_size % group:
             raise ConfigError(f"batch size {self.cfg.batch_size} is not a multiple of the dataset's group "
                               f"size {group}")
+        return group
+
+    def _loader(self) -> DataLoader:
+        # a schedule may change how many items share a mixture between epochs
+        group = self._group()
         self.sampler.group = max(1, group)
         self.sampler.set(self.epoch, self.step_in_epoch * self.cfg.batch_size)
         if hasattr(self.train_set, "set_epoch"):

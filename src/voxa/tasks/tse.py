@@ -232,7 +232,8 @@ def apply_overrides(p: TsePreset, overrides: list[str] | None) -> TsePreset:
     from voxa.utils.config import override, parse_overrides
 
     items = list(overrides or [])
-    new_model = next((v for (parts, v) in parse_overrides(items) if parts == ["model"]), None)
+    new_model = next((v for (parts, v) in parse_overrides(items) if parts == ["model"]), None) \
+        if any(i.startswith("model=") for i in items) else None
     if new_model is not None and new_model != p.model:
         p = replace(p, model_config={})
     return override(p, items)
@@ -312,14 +313,22 @@ def train(preset_name: str | TsePreset, bank: str | os.PathLike, speech: list, e
     best = torch.load(exp / "best.pt", weights_only=True) if (exp / "best.pt").exists() else None
     if best is not None:
         model.load_state_dict(best["model"])
-    card = {"preset": preset_name if isinstance(preset_name, str) else "custom", "bank": str(bank),
-            "bank_meta": train_set.bank.meta, "speech_train_utterances": len(pools["train"]),
-            "epochs": res["epochs"], "steps": res["steps"], "train_seconds": round(res["seconds"], 1),
-            "best_valid_loss": res["best_valid"], "batch_size": t.batch_size, "lr": t.lr}
+    card = _card(preset_name, bank, train_set, pools, res, trainer)
     save_tse_model(exp / "model.safetensors", model.cpu(), p.mixing, card, settings)
     summary = {**card, "wall_seconds": time.perf_counter() - t0}
     write_text_atomic(exp / "train_summary.json", json.dumps(summary, indent=2, default=str))
     return {**res, "model": str(exp / "model.safetensors")}
+
+
+def _card(preset_name: Any, bank: Any, train_set: Any, pools: dict[str, Any], res: dict[str, Any],
+          trainer: Any) -> dict[str, Any]:
+    """What a model card records of a training run (data, settings, steps, time)."""
+    t = trainer.cfg
+    return {"preset": preset_name if isinstance(preset_name, str) else "custom", "bank": str(bank),
+            "bank_meta": train_set.bank.meta, "speech_train_utterances": len(pools["train"]),
+            "epochs": res["epochs"], "steps": res["steps"], "train_seconds": round(res["seconds"], 1),
+            "cpu_hours": round(trainer.cpu_seconds / 3600, 3), "best_valid_loss": res["best_valid"],
+            "batch_size": t.batch_size, "lr": t.lr}
 
 
 def _train_staged(p: TsePreset, preset_name: Any, bank: str | os.PathLike, speech: list, exp: Path,
@@ -393,14 +402,10 @@ def _train_staged(p: TsePreset, preset_name: Any, bank: str | os.PathLike, speec
                       state_dir=state)
     trainer.resume()
     res = trainer.fit()
-    card = {"preset": preset_name if isinstance(preset_name, str) else "custom", "bank": str(bank),
-            "bank_meta": train_set.bank.meta, "speech_train_utterances": len(pools["train"]),
-            "epochs": res["epochs"], "steps": res["steps"], "train_seconds": round(res["seconds"], 1),
-            "cpu_hours": round(trainer.cpu_seconds / 3600, 3), "best_valid_loss": res["best_valid"],
-            "batch_size": t.batch_size, "lr": t.lr,
-            "stage": p.stages[min(trainer.extra.get("stage", 0), len(p.stages) - 1)].name,
-            "handovers": trainer.extra.get("handovers", []), "finished": trainer.extra.get("stage", 0)
-            >= len(p.stages)}
+    stage = trainer.extra.get("stage", 0)
+    card = {**_card(preset_name, bank, train_set, pools, res, trainer),
+            "stage": p.stages[min(stage, len(p.stages) - 1)].name,
+            "handovers": trainer.extra.get("handovers", []), "finished": stage >= len(p.stages)}
     # the model as it stands (its stage's task), not the best of an earlier stage's
     save_tse_model(exp / "model.safetensors", model.cpu(), p.mixing, card, settings)
     for folder in (exp, state):

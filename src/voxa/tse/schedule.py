@@ -99,11 +99,16 @@ def by_distance(sources: torch.Tensor, distances: torch.Tensor) -> torch.Tensor:
     return torch.gather(sources, 1, order[:, :, None].expand_as(sources))
 
 
-def pit_loss(outs: torch.Tensor, sources: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-    """Utterance-level PIT over two outputs: the better assignment's mean SDR loss."""
+def _assignments(outs: torch.Tensor, sources: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-item mean SDR loss of the direct and the swapped assignment of two outputs: ``[B]`` each."""
     direct = (_active(outs[:, 0], sources[:, 0]) + _active(outs[:, 1], sources[:, 1])) / 2
     swapped = (_active(outs[:, 0], sources[:, 1]) + _active(outs[:, 1], sources[:, 0])) / 2
-    loss = torch.minimum(direct, swapped)
+    return direct, swapped
+
+
+def pit_loss(outs: torch.Tensor, sources: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Utterance-level PIT over two outputs: the better assignment's mean SDR loss."""
+    loss = torch.minimum(*_assignments(outs, sources))
     return loss.mean() if reduction == "mean" else loss
 
 
@@ -137,9 +142,8 @@ def validate_separation(stage: StageConfig, net: torch.nn.Module, items: list[di
         mix, src = b["mix"].to(dev), b["sources"].to(dev)
         outs = two_outputs(net, mix)
         if stage.task == "pit":
-            loss = pit_loss(outs, src, reduction="none")
-            d = (_active(outs[:, 0], src[:, 0]) + _active(outs[:, 1], src[:, 1]))
-            s = (_active(outs[:, 0], src[:, 1]) + _active(outs[:, 1], src[:, 0]))
+            d, s = _assignments(outs, src)
+            loss = torch.minimum(d, s)
             ref = torch.where((d <= s)[:, None, None], src, src.flip(1))
         else:
             ref = by_distance(src, b["distances"].to(dev))
