@@ -97,6 +97,23 @@ def test_bss_sdr_matches_fast_bss_eval(kind: str) -> None:
         assert np.all(got.numpy() > sdr(est, ref) + 10)
 
 
+def test_bss_sdr_batched_on_two_threads_with_a_silent_reference() -> None:
+    # MKL's batched LU solve fails on 2 threads for n > ~150 (pytorch#142815); CI runs 2 threads
+    rng = np.random.default_rng(5)
+    ref = rng.standard_normal((3, 4000))
+    ref[1] = 0.0
+    est = ref + 0.5 * rng.standard_normal((3, 4000))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        got = bss_sdr(torch.tensor(est), torch.tensor(ref), filter_length=512).numpy()
+    finally:
+        torch.set_num_threads(threads)
+    alone = bss_sdr(torch.tensor(est[2]), torch.tensor(ref[2]), filter_length=512).numpy()
+    assert np.isfinite(got[[0, 2]]).all()
+    np.testing.assert_allclose(got[2], alone, atol=1e-6)
+
+
 def test_bss_sdr_float32_and_zero_mean_option() -> None:
     fbe = pytest.importorskip("fast_bss_eval")
     rng = np.random.default_rng(4)

@@ -205,11 +205,31 @@ def bss_sdr(
         acf[..., 0] += load_diag
     lags = torch.arange(filter_length)
     toeplitz = acf[..., (lags[:, None] - lags[None, :]).abs()]
-    sol = torch.linalg.solve(toeplitz, xcorr.unsqueeze(-1)).squeeze(-1)
+    sol = _solve_psd(toeplitz, xcorr)
     coh = (xcorr * sol).sum(dim=-1)
     lim = 0.0 if clamp_db is None else 10.0 ** (-clamp_db / 10.0) / (1.0 + 10.0 ** (-clamp_db / 10.0))
     coh = coh.clamp(min=lim, max=1.0 - lim)
     return _out(10.0 * torch.log10(coh / (1.0 - coh)), as_numpy)
+
+
+def _solve_psd(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Solve ``a x = b`` for symmetric positive semi-definite ``a`` ``[..., n, n]``, ``b`` ``[..., n]``.
+
+    Cholesky rather than ``torch.linalg.solve``: MKL's batched LU solve fails on several threads for
+    n above ~150 (pytorch/pytorch#142815: "Parameter 6 was incorrect on entry to DLASWP"), and the
+    autocorrelation Toeplitz matrix is symmetric anyway. Items that are not numerically positive
+    definite (a silent reference) fall back to a one-at-a-time least-squares solve.
+    """
+    chol, info = torch.linalg.cholesky_ex(a)
+    sol = torch.cholesky_solve(b.unsqueeze(-1), chol).squeeze(-1)
+    bad = info != 0
+    if bool(bad.any()):
+        flat_a, flat_b = a[bad], b[bad]
+        fixed = torch.stack([torch.linalg.lstsq(x, y.unsqueeze(-1)).solution.squeeze(-1)
+                             for x, y in zip(flat_a, flat_b)])
+        sol = sol.clone()
+        sol[bad] = fixed
+    return sol
 
 
 _METRICS: dict[str, Callable[..., Any]] = {"sdr": sdr, "si_sdr": si_sdr, "bss_sdr": bss_sdr}
