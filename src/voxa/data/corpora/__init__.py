@@ -21,6 +21,7 @@ from voxa.data.corpora.emodb import prepare_emodb
 from voxa.data.corpora.fsdd import prepare_fsdd
 from voxa.data.corpora.librispeech import prepare_librispeech
 from voxa.data.corpora.timit import prepare_timit
+from voxa.data.corpora.yesno import prepare_yesno
 from voxa.data.kaldi_dir import write_kaldi_dir
 from voxa.data.manifest import Record, write_manifest
 from voxa.errors import CorpusError
@@ -35,6 +36,7 @@ PREPARERS: dict[str, Callable[[str | os.PathLike], list[Record]]] = {
     "fsdd": prepare_fsdd,
     "librispeech": prepare_librispeech,
     "timit": prepare_timit,
+    "yesno": prepare_yesno,
 }
 """Corpus name -> preparer taking the corpus root and returning sorted records."""
 
