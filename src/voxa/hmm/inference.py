@@ -1,0 +1,327 @@
+"""The three basic HMM problems, batched over padded utterances: likelihood, posteriors, best path.
+
+Every function takes emission log-likelihoods ``log_b [B, T, S]`` (from an emission model here, or a
+neural network's log-likelihoods), the valid lengths ``[B]`` and the model's log initial ``[S]``,
+transition ``[S, S]`` and optional final ``[S]`` probabilities. Frames at or past an utterance's
+length are ignored: a padded batch gives exactly what each utterance gives alone.
+
+The recursions step over time and are vectorised over utterances and states. The forward and
+backward passes run as one ``[B, S] x [S, S]`` matrix product per frame on per-frame normalised
+probabilities (emissions shifted by their per-frame maximum, float64), which is the log-space
+recursion with its logsumexp over predecessors factored as ``m + log(sum_i exp(x_i - m) A_ij)``.
+That factoring loses a path only when it is more than ~700 nats below the best one at the same
+frame; such losses are detected exactly afterwards (a state left impossible that a possible state
+leads to) and those utterances are recomputed with the plain logsumexp recursion, so the results
+always equal the log-space ones. Viterbi is max-plus in float64.
+
+Example:
+    >>> import math, torch
+    >>> from voxa.hmm.topology import Topology
+    >>> topo = Topology.left_to_right(3)
+    >>> log_b = torch.randn(2, 10, 3).log_softmax(-1)
+    >>> lengths = torch.tensor([10, 7])
+    >>> loglik, gamma, xi = posteriors(log_b, lengths, topo.log_pi, topo.log_A)
+    >>> gamma.shape, xi.shape
+    (torch.Size([2, 10, 3]), torch.Size([2, 3, 3]))
+    >>> score, paths = viterbi(log_b, lengths, topo.log_pi, topo.log_A)
+    >>> paths[1, 7:].tolist()
+    [-1, -1, -1]
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from voxa.errors import VoxaError
+
+_F64 = torch.float64
+
+
+# ------------------------------------------------------------------------------------------- checks
+def _prepare(log_b, lengths, log_pi, log_A, log_final, dtype=_F64):
+    """Validate shapes; returns ``lb`` (padded frames zeroed), lengths, mask and the parameters."""
+    if not isinstance(log_b, torch.Tensor) or log_b.dim() != 3:
+        shape = tuple(log_b.shape) if isinstance(log_b, torch.Tensor) else type(log_b).__name__
+        raise VoxaError(f"log_b: expected a [B, T, S] tensor, got {shape}")
+    if not log_b.is_floating_point():
+        raise VoxaError(f"log_b: expected floating point log-likelihoods, got {log_b.dtype}")
+    B, T, S = log_b.shape
+    lengths = torch.as_tensor(lengths, device=log_b.device)
+    if lengths.dim() != 1 or lengths.shape[0] != B or lengths.is_floating_point():
+        raise VoxaError(f"lengths: expected [{B}] integers (one per utterance), got "
+                        f"{tuple(lengths.shape)} {lengths.dtype}")
+    lengths = lengths.long()
+    if B and (int(lengths.min()) < 1 or int(lengths.max()) > T):
+        raise VoxaError(f"lengths: each must be in 1..{T} (the padded length), got "
+                        f"{int(lengths.min())}..{int(lengths.max())}")
+    dev = log_b.device
+    lpi = torch.as_tensor(log_pi, device=dev).to(dtype)
+    lA = torch.as_tensor(log_A, device=dev).to(dtype)
+    if tuple(lpi.shape) != (S,) or tuple(lA.shape) != (S, S):
+        raise VoxaError(f"log_pi/log_A: expected [{S}] and [{S}, {S}] for {S} states, got "
+                        f"{tuple(lpi.shape)} and {tuple(lA.shape)}")
+    lfin = None
+    if log_final is not None:
+        lfin = torch.as_tensor(log_final, device=dev).to(dtype)
+        if tuple(lfin.shape) != (S,):
+            raise VoxaError(f"log_final: expected [{S}], got {tuple(lfin.shape)}")
+    mask = torch.arange(T, device=dev)[None, :] < lengths[:, None]
+    # Padded frames may hold anything (NaN included); zeros keep every later product finite.
+    lb = torch.where(mask[..., None], log_b.to(dtype), torch.zeros((), dtype=dtype, device=dev))
+    return lb, lengths, mask, lpi, lA, lfin
+
+
+def _last(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """``x[b, lengths[b] - 1]`` of ``x [B, T, S]``."""
+    return x.gather(1, (lengths - 1).view(-1, 1, 1).expand(-1, 1, x.shape[2]))[:, 0]
+
+
+def _lse(x: torch.Tensor, dim: int) -> torch.Tensor:
+    return torch.logsumexp(x, dim)
+
+
+# ------------------------------------------------------------------------------------- fast passes
+def _shifted(lb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``E = exp(lb - mx)`` and the per-frame maximum ``mx [B, T]`` (0 where every state is -inf)."""
+    mx = lb.amax(-1)
+    mx = torch.where(torch.isfinite(mx), mx, torch.zeros_like(mx))
+    return (lb - mx[..., None]).exp(), mx
+
+
+def _fast_forward(E, mx, lpi, lA):
+    """Normalised alphas ``[B, T, S]`` and ``log alpha`` (float64)."""
+    B, T, S = E.shape
+    A = lA.exp()
+    Et = E.transpose(0, 1).contiguous()  # [T, B, S]: each frame's rows contiguous for the product
+    ahat = torch.empty(T, B, S, dtype=_F64, device=E.device)
+    logc = []
+    a = lpi.exp() * Et[0]
+    for t in range(T):
+        if t:
+            a = torch.mm(a, A).mul_(Et[t])
+        c = a.sum(1, keepdim=True)
+        a = torch.div(a, c, out=ahat[t])
+        logc.append(c)
+    ahat = ahat.transpose(0, 1)
+    scale = (torch.cat(logc, 1).log() + mx).cumsum(1)  # log of what each frame's alphas were divided by
+    return ahat, ahat.log() + scale[..., None], scale
+
+
+def _fast_backward(E, mx, lengths, lA, lfin):
+    B, T, S = E.shape
+    AT = lA.exp().T.contiguous()
+    f = lfin.exp() if lfin is not None else torch.ones(S, dtype=_F64, device=E.device)
+    binit = (f / f.sum()).expand(B, S)
+    Et = E.transpose(0, 1).contiguous()
+    bhat = torch.empty(T, B, S, dtype=_F64, device=E.device)
+    bhat[T - 1] = binit
+    logd = [torch.zeros(B, 1, dtype=_F64, device=E.device)] * T
+    done = (torch.arange(T, device=E.device)[:, None] >= (lengths - 1)[None, :])[..., None]  # [T, B, 1]
+    wait_from = int(lengths.min()) - 1  # frames at or past this hold a finished utterance somewhere
+    b = binit
+    for t in range(T - 2, -1, -1):
+        v = torch.mm(Et[t + 1] * b, AT)
+        d = v.sum(1, keepdim=True)
+        if t >= wait_from:
+            b = torch.where(done[t], binit, v.div_(d))
+            bhat[t] = b
+        else:
+            b = torch.div(v, d, out=bhat[t])
+        logd[t] = d
+    bhat = bhat.transpose(0, 1)
+    inc = torch.cat(logd, 1).log()
+    inc[:, :-1] += mx[:, 1:]
+    inc = torch.where(done[:, :, 0].T, torch.zeros_like(inc), inc)
+    scale = inc.flip(1).cumsum(1).flip(1) + f.sum().log()
+    return bhat, bhat.log() + scale[..., None], scale
+
+
+def _lost_forward(la, lb, mask, lpi, lA):
+    """Utterances ``[B]`` whose fast forward lost a path (an impossible state a possible one reaches)."""
+    fin = la > -math.inf  # NaN (a frame that lost every path) counts as not finite
+    reach = torch.empty_like(fin)
+    reach[:, 0] = (lpi > -math.inf)[None]
+    reach[:, 1:] = (fin[:, :-1].to(_F64) @ (lA > -math.inf).to(_F64)) > 0
+    return ((~fin) & reach & (lb > -math.inf) & mask[..., None]).any(2).any(1)
+
+
+def _lost_backward(lbeta, lb, mask, lengths, lA, lfin):
+    T = lb.shape[1]
+    fin = lbeta > -math.inf
+    reach = torch.zeros_like(fin)
+    nxt = (fin[:, 1:] & (lb[:, 1:] > -math.inf)).to(_F64)
+    reach[:, :-1] = (nxt @ (lA > -math.inf).to(_F64).T) > 0
+    last = torch.arange(T, device=lb.device)[None, :] == (lengths - 1)[:, None]
+    end = (lfin > -math.inf) if lfin is not None else torch.ones_like(fin[0, 0])
+    reach = torch.where(last[..., None], end.expand_as(reach), reach)
+    return ((~fin) & reach & mask[..., None]).any(2).any(1)
+
+
+# ------------------------------------------------------------------------------------ exact passes
+def _log_forward(lb, lpi, lA):
+    B, T, S = lb.shape
+    la = torch.empty_like(lb)
+    a = lpi + lb[:, 0]
+    la[:, 0] = a
+    for t in range(1, T):
+        a = _lse(a[:, :, None] + lA, 1) + lb[:, t]
+        la[:, t] = a
+    return la
+
+
+def _log_backward(lb, lengths, lA, lfin):
+    B, T, S = lb.shape
+    init = (lfin if lfin is not None else torch.zeros(S, dtype=lb.dtype, device=lb.device)).expand(B, S)
+    lbeta = torch.empty_like(lb)
+    lbeta[:, T - 1] = init
+    b = init
+    for t in range(T - 2, -1, -1):
+        v = _lse(lA[None] + (lb[:, t + 1] + b)[:, None, :], 2)
+        b = torch.where((t >= lengths - 1)[:, None], init, v)
+        lbeta[:, t] = b
+    return lbeta
+
+
+# ------------------------------------------------------------------------------------------ public
+def _forward(lb, lengths, mask, lpi, lA, lfin):
+    E, mx = _shifted(lb)
+    ahat, la, scale = _fast_forward(E, mx, lpi, lA)
+    end = _last(la, lengths) + (lfin if lfin is not None else 0.0)
+    loglik = _lse(end, 1)
+    lost = _lost_forward(la, lb, mask, lpi, lA) | torch.isnan(loglik)
+    if bool(lost.any()):
+        la = la.clone()
+        la[lost] = _log_forward(lb[lost], lpi, lA)
+        end = _last(la, lengths) + (lfin if lfin is not None else 0.0)
+        loglik = _lse(end, 1)
+    return loglik, la, lost, (E, mx, ahat, scale)
+
+
+def forward(log_b: torch.Tensor, lengths: torch.Tensor, log_pi: torch.Tensor, log_A: torch.Tensor,
+            log_final: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward algorithm: the log-likelihood of each utterance and the forward log probabilities.
+
+    Args:
+        log_b: ``[B, T, S]`` emission log-likelihoods (float32 or float64); frames at or past an
+            utterance's length are ignored.
+        lengths: ``[B]`` integer valid lengths, each in ``1..T``.
+        log_pi: ``[S]`` log initial probabilities.
+        log_A: ``[S, S]`` log transition probabilities (row: from, column: to).
+        log_final: Optional ``[S]`` log final weights (``None``: an utterance may end anywhere).
+
+    Returns:
+        ``(loglik [B], log_alpha [B, T, S])``, float64; ``log_alpha`` is ``-inf`` on padded frames.
+
+    Raises:
+        VoxaError: On shapes that do not fit together or lengths outside ``1..T``.
+    """
+    lb, lengths, mask, lpi, lA, lfin = _prepare(log_b, lengths, log_pi, log_A, log_final)
+    loglik, la, _, _ = _forward(lb, lengths, mask, lpi, lA, lfin)
+    return loglik, la.masked_fill(~mask[..., None], -math.inf)
+
+
+def _backward(lb, lengths, mask, lA, lfin, E=None, mx=None):
+    if E is None:
+        E, mx = _shifted(lb)
+    bhat, lbeta, scale = _fast_backward(E, mx, lengths, lA, lfin)
+    lost = _lost_backward(lbeta, lb, mask, lengths, lA, lfin)
+    if bool(lost.any()):
+        lbeta = lbeta.clone()
+        lbeta[lost] = _log_backward(lb[lost], lengths[lost], lA, lfin)
+    return lbeta, lost, (bhat, scale)
+
+
+def backward(log_b: torch.Tensor, lengths: torch.Tensor, log_pi: torch.Tensor, log_A: torch.Tensor,
+             log_final: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Backward algorithm. Arguments as :func:`forward`.
+
+    Returns:
+        ``(loglik [B], log_beta [B, T, S])``, float64, where ``log_beta[b, t, i]`` is the log
+        probability of frames ``t+1 .. len-1`` (and the end) given state ``i`` at ``t``; ``-inf`` on
+        padded frames. ``loglik`` is computed from the betas (equal to :func:`forward`'s).
+    """
+    lb, lengths, mask, lpi, lA, lfin = _prepare(log_b, lengths, log_pi, log_A, log_final)
+    lbeta, _, _ = _backward(lb, lengths, mask, lA, lfin)
+    loglik = _lse(lpi + lb[:, 0] + lbeta[:, 0], 1)
+    return loglik, lbeta.masked_fill(~mask[..., None], -math.inf)
+
+
+def posteriors(log_b: torch.Tensor, lengths: torch.Tensor, log_pi: torch.Tensor, log_A: torch.Tensor,
+               log_final: torch.Tensor | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Forward-backward: state posteriors and expected transition counts (the E-step of Baum-Welch).
+
+    Arguments as :func:`forward`.
+
+    Returns:
+        ``(loglik [B], gamma [B, T, S], xi_sum [B, S, S])``, float64: ``gamma[b, t, i]`` is
+        ``P(state i at t | utterance b)`` (0 on padded frames) and ``xi_sum[b, i, j]`` the expected
+        number of ``i -> j`` transitions in utterance ``b``, summed over its frames.
+    """
+    lb, lengths, mask, lpi, lA, lfin = _prepare(log_b, lengths, log_pi, log_A, log_final)
+    loglik, la, lost_f, (E, mx, ahat, ascale) = _forward(lb, lengths, mask, lpi, lA, lfin)
+    lbeta, lost_b, (bhat, bscale) = _backward(lb, lengths, mask, lA, lfin, E, mx)
+    gamma = (la + lbeta - loglik[:, None, None]).exp()
+    gamma = torch.where(mask[..., None] & torch.isfinite(loglik)[:, None, None], gamma,
+                        torch.zeros((), dtype=_F64, device=gamma.device))
+    B, T, S = lb.shape
+    # xi_t(i, j) = alpha_{t-1}(i) A_ij b_t(j) beta_t(j) / P: the normalised vectors times one scalar
+    # per frame, so the sum over frames is one batched [S, T] x [T, S] product.
+    logw = ascale[:, :-1] + mx[:, 1:] + bscale[:, 1:] - loglik[:, None]
+    w = torch.where(mask[:, 1:], logw.exp(), torch.zeros_like(logw))
+    w = torch.nan_to_num(w, nan=0.0, posinf=0.0)
+    xi = torch.bmm(ahat[:, :-1].transpose(1, 2), E[:, 1:] * bhat[:, 1:] * w[..., None]) * lA.exp()
+    lost = lost_f | lost_b
+    if bool(lost.any()):
+        for b in torch.nonzero(lost).flatten().tolist():
+            n = int(lengths[b])
+            if n < 2 or not math.isfinite(float(loglik[b])):
+                xi[b] = 0.0
+                continue
+            x = la[b, :n - 1, :, None] + lA + (lb[b, 1:n] + lbeta[b, 1:n])[:, None, :]
+            xi[b] = (_lse(x, 0) - loglik[b]).exp()
+    return loglik, gamma, xi
+
+
+def viterbi(log_b: torch.Tensor, lengths: torch.Tensor, log_pi: torch.Tensor, log_A: torch.Tensor,
+            log_final: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Viterbi algorithm: the best state path of each utterance and its log score.
+
+    Arguments as :func:`forward`. The max-plus recursion runs in float64 (on CPU its reduction is
+    as fast as float32's, and long utterances keep their precision).
+
+    Returns:
+        ``(score [B] float64, paths [B, T] int64)``; ``paths`` is ``-1`` at and past each length.
+        Ties go to the lowest state index.
+    """
+    lb, lengths, mask, lpi, lA, lfin = _prepare(log_b, lengths, log_pi, log_A, log_final)
+    B, T, S = lb.shape
+    lbt = lb.transpose(0, 1).contiguous()
+    deltas = torch.empty(T, B, S, dtype=_F64, device=lb.device)
+    active = mask.T[..., None]  # [T, B, 1]
+    wait_from = int(lengths.min())
+    buf = torch.empty(B, S, S, dtype=_F64, device=lb.device)
+    delta = torch.add(lpi, lbt[0], out=deltas[0])
+    for t in range(1, T):
+        # Only the best scores here; the argmax is taken for the one chosen state per frame during
+        # the backtrace, which is S times less work than keeping every backpointer.
+        new = torch.amax(torch.add(delta[:, :, None], lA, out=buf), 1).add_(lbt[t])
+        delta = torch.where(active[t], new, delta) if t >= wait_from else new
+        deltas[t] = delta
+    end = delta + (lfin if lfin is not None else 0.0)
+    score, last = end.max(1)
+    D = deltas.cpu().numpy()
+    lAT = lA.T.contiguous().cpu().numpy()
+    n = lengths.cpu().numpy()
+    cur = last.cpu().numpy()
+    path = np.full((B, T), -1, dtype=np.int64)
+    for t in range(T - 1, -1, -1):
+        live = t <= n - 1
+        path[live, t] = cur[live]
+        if t:
+            prev = (D[t - 1] + lAT[cur]).argmax(1)
+            cur = np.where(live, prev, cur)
+    return score, torch.from_numpy(path).to(lb.device)
