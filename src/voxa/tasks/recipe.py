@@ -19,7 +19,7 @@ from voxa.errors import ConfigError, VoxaError
 from voxa.utils.atomic import write_text_atomic
 
 TASKS = ("speaker-identification", "speaker-verification", "speaker-verification-ivector", "language-id",
-         "emotion")
+         "emotion", "asr")
 _BASE_KEYS = ("task", "name", "description", "corpus", "sets")
 #: the settings each task takes besides the base keys; anything else in a recipe (or a --set) is an error
 TASK_KEYS: dict[str, tuple[str, ...]] = {
@@ -28,7 +28,10 @@ TASK_KEYS: dict[str, tuple[str, ...]] = {
     "speaker-verification-ivector": ("features", "gmm", "ivector", "trials", "backends", "segment_frames"),
     "language-id": ("features", "gmm", "ivector", "systems", "durations", "main"),
     "emotion": ("features", "gmm", "ivector", "systems", "main", "speaker_norm"),
+    "asr": ("features", "lexicon", "mono", "decoder", "grammars", "sil_prob", "smoothing", "phone_fold",
+            "folds"),
 }
+_ASR_KEYS = ("features", "lexicon", "mono", "decoder", "grammars", "sil_prob", "smoothing", "phone_fold")
 _TRIALS_KEYS = ("nontarget_ratio", "seed")
 
 
@@ -74,6 +77,13 @@ def _check_settings(recipe: dict[str, Any]) -> None:
     from voxa.tasks.classify import ClassifierConfig
     from voxa.tasks.speaker import SpeakerConfig
 
+    if recipe["task"] == "asr":
+        from voxa.tasks.asr import AsrConfig
+
+        AsrConfig.from_dict({k: recipe[k] for k in _ASR_KEYS if k in recipe})
+        if recipe.get("folds") not in (None, "speaker"):
+            raise ConfigError(f"folds={recipe['folds']!r}: only 'speaker' (leave one speaker out) or null")
+        return
     sections = {k: recipe[k] for k in ("features", "gmm", "ivector") if k in recipe}
     if recipe["task"] in ("speaker-identification", "speaker-verification"):
         SpeakerConfig.from_dict(sections)
@@ -117,6 +127,12 @@ def run_recipe(path: str | os.PathLike, data_root: str | None = None, exp: str |
             raise ConfigError(f"{path}: set {name!r} selects no utterances")
     write_text_atomic(exp_dir / "recipe.yaml", yaml.safe_dump(recipe, sort_keys=False))
     task = recipe["task"]
+    if task == "asr":
+        from voxa.tasks.asr import AsrConfig, run_asr
+
+        cfg = AsrConfig.from_dict({k: recipe[k] for k in _ASR_KEYS if k in recipe})
+        _need(sets, "train", path)
+        return run_asr(sets, cfg, exp_dir, folds=recipe.get("folds"))
     if task in ("speaker-verification-ivector", "language-id", "emotion"):
         return _run_classifier_task(recipe, sets, exp_dir, path)
     cfg = SpeakerConfig.from_dict({k: recipe[k] for k in ("features", "gmm") if k in recipe})

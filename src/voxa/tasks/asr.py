@@ -1,0 +1,361 @@
+"""Statistical ASR pipelines: features, lexicon, monophone GMM-HMM, n-gram LMs, decoding, WER.
+
+:func:`train_asr` trains an acoustic model on records with transcripts; :func:`decode_asr` decodes
+records with a graph (a free word loop, isolated words, or an n-gram LM trained on the training
+transcripts) and :func:`score_asr` scores hypotheses by WER (or PER). :func:`run_asr` is the recipe
+task: train once, decode the test sets with every grammar asked for, and write ``results.json``.
+
+Transcripts are normalised as Kaldi's data preparation usually does: lower case, punctuation other
+than apostrophes removed. Utterances with words the lexicon lacks are left out of training and
+testing with a logged count (Kaldi would map them to ``<unk>``; voxa has no garbage model yet).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from voxa.asr.acoustic import AcousticModel
+from voxa.asr.decoder import Decoder, DecoderConfig
+from voxa.asr.graph import DecodingGraph, build_graph
+from voxa.asr.lexicon import Lexicon
+from voxa.asr.training import MonoConfig, train_mono
+from voxa.data.manifest import Record
+from voxa.errors import ConfigError, VoxaError
+from voxa.features.pipeline import FeatureConfig
+from voxa.utils.atomic import write_text_atomic
+
+log = logging.getLogger(__name__)
+
+FRAME_SHIFT = 0.01
+_PUNCT = re.compile(r"[^\w'\s-]+")
+
+
+def normalise_text(text: str | None) -> list[str]:
+    """Lower-cased words with punctuation (not apostrophes) removed; hyphens split words.
+
+    Example:
+        >>> normalise_text("Please hold, while I try that extension.")
+        ['please', 'hold', 'while', 'i', 'try', 'that', 'extension']
+    """
+    if not text:
+        return []
+    t = _PUNCT.sub(" ", text.lower()).replace("-", " ")
+    return [w.strip("'") for w in t.split() if w.strip("'")]
+
+
+@dataclass
+class LexiconSpec:
+    """Where pronunciations come from: ``cmudict`` (the CMU dictionary, stress removed), ``file``
+    (a Kaldi ``lexicon.txt``/``lexiconp.txt`` or CMUdict file at ``path``), or ``words`` (every word
+    is one phone of its own: Kaldi's yes/no lexicon, and phone recognition)."""
+
+    type: str = "cmudict"
+    path: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.type not in ("cmudict", "file", "words"):
+            raise ConfigError(f"lexicon.type={self.type!r}: choose cmudict, file or words")
+        if self.type == "file" and not self.path:
+            raise ConfigError("lexicon.type=file needs lexicon.path")
+
+    def build(self, words: Sequence[str]) -> Lexicon:
+        if self.type == "cmudict":
+            return Lexicon.from_cmudict(words)
+        if self.type == "file":
+            return Lexicon.read(self.path)
+        return Lexicon({w: [((w.upper(),), 1.0)] for w in words})
+
+
+@dataclass
+class AsrConfig:
+    """Settings of an ASR system (recipe sections ``features``, ``lexicon``, ``mono``, ``decoder``,
+    ``grammars``, ``sil_prob``, ``lm_order`` ...).
+
+    Attributes:
+        features: the front end (MFCC-13 + deltas + delta-deltas, per-utterance CMN, no VAD: the HMMs
+            model the silence).
+        lexicon: see :class:`LexiconSpec`.
+        mono: monophone training (:class:`voxa.asr.training.MonoConfig`).
+        decoder: beam search (:class:`voxa.asr.decoder.DecoderConfig`).
+        grammars: what to decode with: ``loop`` (no LM), ``isolated``, or an integer n for an n-gram
+            (Kneser-Ney) trained on the training transcripts.
+        sil_prob: optional-silence probability in training and in the lexicon FST.
+        phone_fold: ``timit39`` to fold TIMIT's 61 phones to 39 before training and scoring.
+    """
+
+    features: FeatureConfig = field(default_factory=lambda: FeatureConfig(type="mfcc", deltas=2, cmvn="utt",
+                                                                         vad=False))
+    lexicon: LexiconSpec = field(default_factory=LexiconSpec)
+    mono: MonoConfig = field(default_factory=MonoConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    grammars: list[Any] = field(default_factory=lambda: ["loop"])
+    sil_prob: float = 0.5
+    smoothing: str = "kneser-ney"
+    phone_fold: str | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> AsrConfig:
+        from voxa.utils.config import from_dict
+
+        d = dict(d or {})
+        feats = d.pop("features", None)
+        cfg = from_dict(cls, d, where="asr") if d else cls()
+        if feats is not None:
+            base = asdict(cls().features)
+            base.update(feats)
+            cfg.features = FeatureConfig.from_dict(base)
+        for g in cfg.grammars:
+            if g not in ("loop", "isolated") and not (isinstance(g, int) and g >= 1):
+                raise ConfigError(f"grammars: {g!r} is not loop, isolated or an n-gram order >= 1")
+        return cfg
+
+
+def transcripts_of(records: Sequence[Record], fold: str | None = None) -> dict[str, list[str]]:
+    """``{id: words}``; for phone recognition (``extra.phones``), the phone labels as words."""
+    out = {}
+    for r in records:
+        if fold is not None or (r.text is None and r.extra.get("phones")):
+            out[r.id] = phone_words(r, fold)
+        else:
+            out[r.id] = normalise_text(r.text)
+    return out
+
+
+def phone_words(r: Record, fold: str | None) -> list[str]:
+    """TIMIT-style phone transcript of a record (``extra.phones``), folded, silences removed."""
+    from voxa.metrics.asr import TIMIT_61_TO_39, fold_phones
+
+    labels = [str(p[2]) for p in r.extra.get("phones") or []]
+    if fold == "timit39":
+        labels = fold_phones(labels, TIMIT_61_TO_39)
+    out = [p.lower() for p in labels if p.lower() not in ("sil", "h#", "pau", "epi")]
+    # consecutive identical phones after folding (a closure folded to silence between) stay separate
+    return out
+
+
+def _covered(lex: Lexicon, texts: dict[str, list[str]], what: str) -> dict[str, list[str]]:
+    keep = {k: v for k, v in texts.items() if all(w in lex for w in v)}
+    if len(keep) < len(texts):
+        missing = sorted({w for v in texts.values() for w in v if w not in lex})
+        log.warning("%s: %d of %d utterance(s) left out for words not in the lexicon (%s%s)", what,
+                    len(texts) - len(keep), len(texts), ", ".join(missing[:8]),
+                    " ..." if len(missing) > 8 else "")
+    return keep
+
+
+def load_asr_features(records: Sequence[Record], cfg: AsrConfig, exp: Path) -> dict[str, torch.Tensor]:
+    from voxa.features.cache import load_features
+
+    return load_features(list(records), cfg.features, exp / "feats")
+
+
+@dataclass
+class AsrSystem:
+    """A trained system: acoustic model, lexicon and the training transcripts (for LMs)."""
+
+    am: AcousticModel
+    lexicon: Lexicon
+    train_texts: dict[str, list[str]]
+    seconds: float
+
+
+def train_asr(records: Sequence[Record], cfg: AsrConfig, exp: str | Path,
+              feats: dict[str, torch.Tensor] | None = None, lexicon: Lexicon | None = None) -> AsrSystem:
+    """Train a monophone system on ``records`` (with ``text``, or ``extra.phones``). ``lexicon``
+    (default: built from the training words) is also the decoding vocabulary."""
+    exp = Path(exp)
+    texts = transcripts_of(records, cfg.phone_fold)
+    texts = {k: v for k, v in texts.items() if v}
+    if not texts:
+        raise VoxaError("no training utterance has a transcript")
+    words = sorted({w for v in texts.values() for w in v})
+    lex = lexicon if lexicon is not None else cfg.lexicon.build(words)
+    texts = _covered(lex, texts, "train")
+    if feats is None:
+        feats = load_asr_features([r for r in records if r.id in texts], cfg, exp)
+    t0 = time.perf_counter()
+    cfg.mono.sil_prob = cfg.sil_prob
+    am = train_mono(feats, texts, lex, cfg.mono, progress=True)
+    seconds = time.perf_counter() - t0
+    am.info["train_seconds"] = round(seconds, 1)
+    return AsrSystem(am, lex, texts, seconds)
+
+
+def make_graph(system: AsrSystem, grammar: Any, cfg: AsrConfig, exp: Path) -> DecodingGraph:
+    """The decoding graph for one grammar (an n-gram order trains an LM on the training texts)."""
+    lex_words = sorted({w for v in system.train_texts.values() for w in v} | set(system.lexicon.words))
+    if isinstance(grammar, int):
+        from voxa.asr.lm import NgramLM
+
+        # the vocabulary is the lexicon's: words unseen in training keep some (backed-off) mass
+        lm = NgramLM.fit(list(system.train_texts.values()), order=grammar, smoothing=cfg.smoothing,
+                         vocab=lex_words)
+        arpa = exp / f"lm{grammar}.arpa"
+        lm.write_arpa(arpa)
+        return build_graph(system.am, system.lexicon, grammar="arpa", arpa=arpa, words=lex_words,
+                           sil_prob=cfg.sil_prob)
+    return build_graph(system.am, system.lexicon, grammar=grammar, words=lex_words, sil_prob=cfg.sil_prob)
+
+
+def decode_asr(system: AsrSystem, graph: DecodingGraph, feats: dict[str, torch.Tensor], ids: Sequence[str],
+               cfg: AsrConfig) -> tuple[dict[str, list[str]], dict[str, float]]:
+    """Hypotheses ``{id: words}`` and timing (decode seconds, audio seconds, real-time factor)."""
+    dec = Decoder(graph, cfg.decoder)
+    hyps, t_ll, t_dec, frames = {}, 0.0, 0.0, 0
+    for k in tqdm(ids, desc=f"decode ({graph.kind})", unit="utt", leave=False):
+        t0 = time.perf_counter()
+        ll = system.am.log_likelihoods(feats[k])
+        t_ll += time.perf_counter() - t0
+        res = dec.decode(ll)
+        t_dec += res.seconds
+        hyps[k] = res.words
+        frames += feats[k].shape[0]
+    audio = frames * FRAME_SHIFT
+    return hyps, {"likelihood_seconds": round(t_ll, 2), "search_seconds": round(t_dec, 2),
+                  "audio_seconds": round(audio, 1), "rtf": round((t_ll + t_dec) / max(audio, 1e-9), 4)}
+
+
+def score_asr(refs: dict[str, list[str]], hyps: dict[str, list[str]]) -> dict[str, Any]:
+    """WER totals (``wer`` in %, S/I/D/C counts) over the utterances of ``refs``."""
+    from voxa.metrics.asr import wer
+
+    ids = sorted(refs)
+    r = wer([refs[k] for k in ids], [hyps.get(k, []) for k in ids])
+    return {"wer": round(100.0 * r.wer, 2), "errors": r.errors, "substitutions": r.substitutions,
+            "insertions": r.insertions, "deletions": r.deletions, "ref_words": r.ref_words,
+            "utterances": len(ids)}
+
+
+def evaluate_sets(system: AsrSystem, tests: dict[str, Sequence[Record]], cfg: AsrConfig, exp: Path,
+                  feats: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """WER of every test set with every grammar: ``{set: {grammar: scores}}``."""
+    out: dict[str, Any] = {}
+    graphs = {str(g): make_graph(system, g, cfg, exp) for g in cfg.grammars}
+    for name, recs in tests.items():
+        refs = _covered(system.lexicon, {k: v for k, v in transcripts_of(recs, cfg.phone_fold).items() if v},
+                        name)
+        refs = {k: v for k, v in refs.items() if k in feats}
+        out[name] = {}
+        for g, graph in graphs.items():
+            hyps, timing = decode_asr(system, graph, feats, sorted(refs), cfg)
+            out[name][g] = {**score_asr(refs, hyps), **timing}
+            log.info("%s, grammar %s: WER %.2f%% (%d words), RTF %.3f", name, g, out[name][g]["wer"],
+                     out[name][g]["ref_words"], timing["rtf"])
+    return out
+
+
+def alignment_score(system: AsrSystem, records: Sequence[Record], feats: dict[str, torch.Tensor],
+                    cfg: AsrConfig, tolerance: float = 0.02) -> dict[str, Any]:
+    """Forced-align ``records`` to their transcripts and score the phone boundaries against the
+    hand labels in ``extra.phones`` (share within ``tolerance`` seconds, silences left out)."""
+    from voxa.asr.align import build_chain
+    from voxa.asr.training import align_utterances, best_pron
+    from voxa.metrics.boundaries import boundary_accuracy
+
+    texts = {k: v for k, v in transcripts_of(records, cfg.phone_fold).items() if v and k in feats}
+    texts = _covered(system.lexicon, texts, "align")
+    chains = {k: build_chain(system.am, [best_pron(system.lexicon, w) for w in v], cfg.sil_prob)
+              for k, v in texts.items()}
+    ali = align_utterances(system.am, feats, chains)
+    by_id = {r.id: r for r in records}
+    within = total = 0
+    sil = system.am.silence
+    for k, a in ali.items():
+        hyp = [(s0, s1, p.lower()) for s0, s1, p in a.phone_segments(system.am, FRAME_SHIFT) if p != sil]
+        ref = _ref_segments(by_id[k], cfg.phone_fold)
+        res = boundary_accuracy(ref, hyp, tolerance)
+        within += res["within"]
+        total += res["total"]
+    return {"within": int(within), "boundaries": int(total), "share": round(within / max(total, 1), 4),
+            "tolerance_s": tolerance, "utterances": len(ali)}
+
+
+def _ref_segments(r: Record, fold: str | None) -> list[tuple[float, float, str]]:
+    """The record's hand-labelled phones, folded like :func:`phone_words`, silences removed."""
+    from voxa.metrics.asr import TIMIT_61_TO_39
+
+    out = []
+    for s0, s1, p in r.extra.get("phones") or []:
+        lab = TIMIT_61_TO_39.get(str(p), str(p)) if fold == "timit39" else str(p)
+        if lab is None or lab.lower() in ("sil", "h#", "pau", "epi"):
+            continue
+        out.append((float(s0), float(s1), lab.lower()))
+    return out
+
+
+def corpus_lexicon(sets: dict[str, Sequence[Record]], cfg: AsrConfig) -> Lexicon:
+    """The lexicon over every word of every set's transcripts: the task's closed vocabulary (as in
+    Resource Management or TIDIGITS); pronunciations come from the dictionary, never from the audio."""
+    words = sorted({w for recs in sets.values() for v in transcripts_of(recs, cfg.phone_fold).values()
+                    for w in v})
+    return cfg.lexicon.build(words)
+
+
+def run_asr(sets: dict[str, Sequence[Record]], cfg: AsrConfig, exp: str | Path,
+            folds: str | None = None) -> dict[str, Any]:
+    """The recipe task: train on ``sets['train']``, decode every other set with every grammar.
+
+    With ``folds="speaker"`` (leave one speaker out), each speaker of ``train`` is also decoded by a
+    model trained on the other speakers, and the errors are summed over folds
+    (``leave_one_speaker_out``); the other sets are decoded by a model trained on all of ``train``.
+    """
+    import json
+
+    exp = Path(exp)
+    exp.mkdir(parents=True, exist_ok=True)
+    all_recs = [r for recs in sets.values() for r in recs]
+    feats = load_asr_features(all_recs, cfg, exp)
+    results: dict[str, Any] = {"system": "mono", "config": _config_dict(cfg)}
+    train = list(sets["train"])
+    lexicon = corpus_lexicon(sets, cfg)
+    if folds == "speaker":
+        speakers = sorted({r.speaker for r in train})
+        per_fold = {}
+        for spk in speakers:
+            tr = [r for r in train if r.speaker != spk]
+            te = [r for r in train if r.speaker == spk]
+            system = train_asr(tr, cfg, exp, feats, lexicon)
+            res = evaluate_sets(system, {"held_out": te}, cfg, exp, feats)["held_out"]
+            per_fold[spk] = {**res, "train_seconds": round(system.seconds, 1)}
+        total = {}
+        for g in map(str, cfg.grammars):
+            agg = {k: sum(per_fold[s][g][k] for s in speakers)
+                   for k in ("errors", "substitutions", "insertions", "deletions", "ref_words", "utterances")}
+            agg["wer"] = round(100.0 * agg["errors"] / max(agg["ref_words"], 1), 2)
+            total[g] = agg
+        results["folds"] = per_fold
+        results["leave_one_speaker_out"] = total
+    system = train_asr(train, cfg, exp, feats, lexicon)
+    system.am.save(exp / "final.mdl.safetensors")
+    system.lexicon.write(exp / "lexiconp.txt")
+    tests = {k: v for k, v in sets.items() if k != "train"}
+    results["train_seconds"] = round(system.seconds, 1)
+    results["gaussians"] = system.am.num_gaussians
+    results["pdfs"] = system.am.num_pdfs
+    results["train_utterances"] = len(system.train_texts)
+    if tests:
+        results["sets"] = evaluate_sets(system, tests, cfg, exp, feats)
+        for name, recs in tests.items():
+            if any(r.extra.get("phones") for r in recs):
+                results.setdefault("alignment", {})[name] = alignment_score(system, recs, feats, cfg)
+    main = results.get("leave_one_speaker_out") or next(iter(results.get("sets", {}).values()), {})
+    if main:
+        best = min(main.values(), key=lambda s: s["wer"])
+        results["wer"] = best["wer"]
+    write_text_atomic(exp / "results.json", json.dumps(results, indent=2))
+    return results
+
+
+def _config_dict(cfg: AsrConfig) -> dict[str, Any]:
+    d = asdict(cfg)
+    d["mono"].pop("history", None)
+    return d

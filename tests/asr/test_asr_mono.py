@@ -1,0 +1,124 @@
+"""Monophone GMM-HMM end to end: a synthetic yes/no corpus (espeak-ng) is recognised perfectly."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from voxa.asr.acoustic import AcousticModel
+from voxa.asr.align import align_batch, build_chain
+from voxa.asr.decoder import Decoder, DecoderConfig
+from voxa.asr.graph import build_graph
+from voxa.asr.lexicon import Lexicon
+from voxa.asr.training import MonoConfig, train_mono
+from voxa.errors import VoxaError
+
+needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+
+
+@pytest.fixture(scope="module")
+def yesno(tmp_path_factory):
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed")
+    from voxa.data.corpora.yesno import prepare_yesno
+    from voxa.data.synthetic_speech import make_yesno_corpus
+    from voxa.tasks.asr import AsrConfig, load_asr_features
+
+    root = tmp_path_factory.mktemp("yesno")
+    recs = prepare_yesno(make_yesno_corpus(root, n_files=16, voices=("en", "en+f3", "en+m3")))
+    cfg = AsrConfig.from_dict({"lexicon": {"type": "words"},
+                               "mono": {"num_iters": 10, "max_gaussians": 60, "mixup_iters": 8}})
+    feats = load_asr_features(recs, cfg, root / "exp")
+    return recs, cfg, feats, root
+
+
+@needs_espeak
+def test_monophone_recognises_synthetic_yes_no_perfectly(yesno) -> None:
+    from voxa.tasks.asr import decode_asr, make_graph, score_asr, train_asr, transcripts_of
+
+    recs, cfg, feats, root = yesno
+    train = [r for r in recs if r.extra["split"] == "train"]
+    test = [r for r in recs if r.extra["split"] == "test"]
+    system = train_asr(train, cfg, root / "exp", feats)
+    graph = make_graph(system, "loop", cfg, root / "exp")
+    refs = transcripts_of(test)
+    hyps, timing = decode_asr(system, graph, feats, sorted(refs), cfg)
+    score = score_asr(refs, hyps)
+    assert score["ref_words"] == 8 * len(test)
+    assert score["wer"] == 0.0
+    assert timing["rtf"] < 1.0
+
+
+@needs_espeak
+def test_cmudict_lexicon_trains_phones_of_yes_and_no(yesno) -> None:
+    from voxa.tasks.asr import decode_asr, make_graph, score_asr, train_asr, transcripts_of
+
+    recs, cfg, feats, root = yesno
+    cfg = type(cfg).from_dict({"lexicon": {"type": "cmudict"},
+                               "mono": {"num_iters": 10, "max_gaussians": 80, "mixup_iters": 8}})
+    train = [r for r in recs if r.extra["split"] == "train"]
+    system = train_asr(train, cfg, root / "exp", feats)
+    assert {"Y", "EH", "S", "N", "OW"} <= set(system.am.phones)
+    refs = transcripts_of([r for r in recs if r.extra["split"] == "test"])
+    hyps, _ = decode_asr(system, make_graph(system, "loop", cfg, root / "exp"), feats, sorted(refs), cfg)
+    assert score_asr(refs, hyps)["wer"] <= 5.0
+
+
+def test_training_names_the_words_missing_from_the_lexicon() -> None:
+    lex = Lexicon({"yes": [(("Y", "EH", "S"), 1.0)]})
+    feats = {"u1": torch.randn(50, 3)}
+    with pytest.raises(VoxaError, match="zebra"):
+        train_mono(feats, {"u1": ["yes", "zebra"]}, lex, MonoConfig(num_iters=1), progress=False)
+
+
+def _toy_model() -> AcousticModel:
+    am = AcousticModel.init_flat(["SIL", "a", "b"], 1, torch.zeros(1), torch.ones(1), silence_states=1)
+    am.means[am.pdfs_of("a")] = 4.0
+    am.means[am.pdfs_of("b")] = -4.0
+    am._cache = None
+    return am
+
+
+def test_alignment_finds_the_word_boundaries_of_a_clean_signal() -> None:
+    am = _toy_model()
+    x = torch.cat([torch.zeros(6), torch.full((9,), 4.0), torch.zeros(5), torch.full((12,), -4.0)])[:, None]
+    ali = align_batch(am, [x], [build_chain(am, [["a"], ["b"]])])[0]
+    words = ali.word_segments(["A", "B"])
+    assert [w[2] for w in words] == ["A", "B"]
+    assert words[0][:2] == pytest.approx((0.06, 0.15))
+    assert words[1][:2] == pytest.approx((0.20, 0.32))
+
+
+def test_padded_batch_alignment_equals_single_alignment() -> None:
+    am = _toy_model()
+    g = torch.Generator().manual_seed(0)
+    xs = [torch.randn(n, 1, generator=g) * 4 for n in (20, 35, 27)]
+    chains = [build_chain(am, [["a"], ["b"], ["a"]])] * 3
+    batch = align_batch(am, xs, chains)
+    for x, c, b in zip(xs, chains, batch):
+        one = align_batch(am, [x], [c])[0]
+        assert torch.equal(one.states, b.states)
+        assert one.score == pytest.approx(b.score, rel=1e-9)
+
+
+def test_isolated_word_graph_outputs_exactly_one_word() -> None:
+    am = _toy_model()
+    lex = {"A": [(("a",), 1.0)], "B": [(("b",), 1.0)]}
+    x = torch.cat([torch.full((9,), 4.0), torch.zeros(3), torch.full((9,), -4.0)])[:, None]
+    dec = Decoder(build_graph(am, lex, grammar="isolated"), DecoderConfig(acoustic_scale=1.0))
+    assert len(dec.decode(am.log_likelihoods(x)).words) == 1
+    loop = Decoder(build_graph(am, lex, grammar="loop"), DecoderConfig(acoustic_scale=1.0))
+    assert loop.decode(am.log_likelihoods(x)).words == ["A", "B"]
+
+
+def test_acoustic_model_round_trips_through_voxa_load(tmp_path: Path) -> None:
+    import voxa
+
+    am = _toy_model()
+    am.save(tmp_path / "am.safetensors")
+    back = voxa.load(tmp_path / "am.safetensors")
+    x = torch.randn(10, 1)
+    assert torch.allclose(back.log_likelihoods(x), am.log_likelihoods(x))
