@@ -109,6 +109,19 @@ def _tse(name):
     return make
 
 
+def _hmm(name):
+    def make():
+        from voxa import hmm
+
+        if name == "cat":
+            return hmm.CategoricalHMM(3, n_iter=2, random_state=0).fit(_RNG.integers(0, 4, (60, 1)))
+        if name == "gmm":
+            return hmm.GMMHMM(2, n_mix=2, n_iter=2, random_state=0).fit(_FRAMES[:100], [60, 40])
+        return hmm.GaussianHMM(3, covariance_type="full", n_iter=2, random_state=0).fit(_FRAMES[:100])
+
+    return make
+
+
 # (factory, outputs of a fitted object) for every tag; a class registered without an entry here fails
 # test_every_registered_class_has_a_round_trip_case
 _MIX = torch.randn(1, 4000) * 0.1
@@ -133,6 +146,9 @@ CASES = {
     "voxa.tse.DQTSModel": (_tse("dqts"), lambda m: m(_MIX, torch.tensor([1.0]))),
     "voxa.tse.LstmDegModel": (_tse("lstm_deg"), lambda m: m(_MIX, torch.tensor([1.0]))),
     "voxa.tse.BandSplitModel": (_tse("bandsplit"), lambda m: m(_MIX, torch.tensor([1.0]))),
+    "voxa.hmm.GaussianHMM": (_hmm("gauss"), lambda m: m.predict_proba(_FRAMES[:30])),
+    "voxa.hmm.GMMHMM": (_hmm("gmm"), lambda m: m.predict_proba(_FRAMES[:30], [10, 20])),
+    "voxa.hmm.CategoricalHMM": (_hmm("cat"), lambda m: m.predict_proba(np.arange(12).reshape(-1, 1) % 4)),
 }
 # tags that name a base class or an old spelling: they load as one of the classes above
 ABSTRACT = {"voxa.tse.TseModel", "TseModel"}

@@ -13,7 +13,10 @@ Example:
 
 from __future__ import annotations
 
+from voxa.hmm.emissions import CategoricalEmission, GaussianEmission, GMMEmission
 from voxa.hmm.inference import backward, forward, posteriors, viterbi
+from voxa.hmm.models import GMMHMM, CategoricalHMM, GaussianHMM
 from voxa.hmm.topology import Topology
 
-__all__ = ["Topology", "backward", "forward", "posteriors", "viterbi"]
+__all__ = ["GMMHMM", "CategoricalEmission", "CategoricalHMM", "GMMEmission", "GaussianEmission",
+           "GaussianHMM", "Topology", "backward", "forward", "posteriors", "viterbi"]

@@ -106,6 +106,7 @@ MODEL_MODULES = (
     "voxa.utils.vectors",
     "voxa.features.cmvn",
     "voxa.tse.models",
+    "voxa.hmm.models",
 )
 
 _REGISTRY: dict[str, type] = {}
