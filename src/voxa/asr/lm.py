@@ -38,7 +38,7 @@ from pathlib import Path
 from voxa.errors import VoxaError
 from voxa.utils.atomic import atomic_path, write_text_atomic
 
-__all__ = ["BOS", "EOS", "UNK", "LmError", "NgramLM", "arpa_to_fst_text"]
+__all__ = ["BOS", "EOS", "UNK", "LmError", "NgramLM", "arpa_to_fst_text", "read_sentences"]
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 _NEG_INF_LOG = -99.0  # ARPA's "log10(0)", given to <s>
@@ -367,6 +367,36 @@ class NgramLM:
                 raise LmError(f"{path}:{line_no}: the header says ngram {n}={count} but the "
                               f"\\{n}-grams: section has {len(probs[n - 1])} entries")
         return cls(probs, bows)
+
+
+def read_sentences(path: str | os.PathLike, kaldi_text: bool = False) -> list[list[str]]:
+    """Sentences of a text file, one a line (blank lines skipped); with ``kaldi_text`` the first field of
+    each line is an utterance id (Kaldi ``data/text``) and is dropped.
+
+    Raises:
+        LmError: when the file cannot be read.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "text"
+        >>> _ = p.write_text("utt1 hello world\\nutt2\\n")
+        >>> read_sentences(p, kaldi_text=True)
+        [['hello', 'world'], []]
+    """
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise LmError(f"{path}: cannot read the text ({e.__class__.__name__}: {e})") from None
+    out = []
+    for ln in lines:
+        f = ln.split()
+        if kaldi_text:
+            if f:
+                out.append(f[1:])
+        elif f:
+            out.append(f)
+    return out
 
 
 def arpa_to_fst_text(arpa_path: str | os.PathLike, words_txt_path: str | os.PathLike,
