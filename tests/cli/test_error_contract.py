@@ -68,10 +68,15 @@ def _cases(m, tmp):
                   "--set", "mixing.presence=0.2"], ["mixing.presence", "presence_schedule"]),
                 (["tse", "extract", str(tmp / "missing.wav"), "--distance", "1", "-o", str(tmp / "o.wav"),
                   "--model", str(tmp / "missing.safetensors")], ["missing"])),
+        "lm": ((["lm", "train", m, "--order", "0", "--out", str(tmp / "lm.arpa")], ["order"]),
+               (["lm", "perplexity", str(tmp / "missing.arpa"), m], ["missing.arpa"])),
+        "asr": ((["asr", "train", m, "--out", exp, "--set", "mono.colour=1"], ["colour"]),
+                (["asr", "decode", str(tmp / "nosystem"), m, "--out", str(tmp / "hyp.txt")], ["nosystem"])),
     }
 
 
-GROUPS = ("data", "features", "speaker", "ivector", "backend", "lid", "emotion", "run", "demo", "tse")
+GROUPS = ("data", "features", "speaker", "ivector", "backend", "lid", "emotion", "run", "demo", "tse", "lm",
+          "asr")
 
 
 def test_every_group_has_cases():

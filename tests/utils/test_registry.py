@@ -125,6 +125,14 @@ def _hmm(name):
 # (factory, outputs of a fitted object) for every tag; a class registered without an entry here fails
 # test_every_registered_class_has_a_round_trip_case
 _MIX = torch.randn(1, 4000) * 0.1
+def _acoustic():
+    from voxa.asr.acoustic import AcousticModel
+
+    am = AcousticModel.init_flat(["SIL", "a", "b"], 3, _FRAMES.mean(0), _FRAMES.var(0))
+    am.split(12, torch.ones(am.num_pdfs))
+    return am
+
+
 CASES = {
     "voxa.gmm.GaussianMixture": (_gmm, lambda m: m.score_samples(_FRAMES[:20])),
     "voxa.ivector.BaumWelchStats": (_stats, lambda s: torch.cat([s.N.reshape(-1), s.F.reshape(-1)])),
@@ -149,6 +157,7 @@ CASES = {
     "voxa.hmm.GaussianHMM": (_hmm("gauss"), lambda m: m.predict_proba(_FRAMES[:30])),
     "voxa.hmm.GMMHMM": (_hmm("gmm"), lambda m: m.predict_proba(_FRAMES[:30], [10, 20])),
     "voxa.hmm.CategoricalHMM": (_hmm("cat"), lambda m: m.predict_proba(np.arange(12).reshape(-1, 1) % 4)),
+    "voxa.asr.AcousticModel": (_acoustic, lambda m: m.log_likelihoods(_FRAMES[:30])),
 }
 # tags that name a base class or an old spelling: they load as one of the classes above
 ABSTRACT = {"voxa.tse.TseModel", "TseModel"}

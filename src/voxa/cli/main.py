@@ -11,7 +11,7 @@ from voxa import __version__
 from voxa.errors import VoxaError
 
 # group modules, imported lazily so that ``voxa --help`` stays fast
-GROUPS = ("data", "features", "speaker", "ivector", "backend", "lid", "emotion", "run", "demo", "tse", "lm")
+GROUPS = ("data", "features", "speaker", "ivector", "backend", "lid", "emotion", "run", "demo", "tse", "lm", "asr")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -31,7 +31,6 @@ from voxa.asr.training import MonoConfig, train_mono
 from voxa.data.manifest import Record
 from voxa.errors import ConfigError, VoxaError
 from voxa.features.pipeline import FeatureConfig
-from voxa.utils.atomic import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -308,8 +307,6 @@ def run_asr(sets: dict[str, Sequence[Record]], cfg: AsrConfig, exp: str | Path,
     model trained on the other speakers, and the errors are summed over folds
     (``leave_one_speaker_out``); the other sets are decoded by a model trained on all of ``train``.
     """
-    import json
-
     exp = Path(exp)
     exp.mkdir(parents=True, exist_ok=True)
     all_recs = [r for recs in sets.values() for r in recs]
@@ -351,11 +348,130 @@ def run_asr(sets: dict[str, Sequence[Record]], cfg: AsrConfig, exp: str | Path,
     if main:
         best = min(main.values(), key=lambda s: s["wer"])
         results["wer"] = best["wer"]
-    write_text_atomic(exp / "results.json", json.dumps(results, indent=2))
-    return results
+    from voxa.tasks.results import finish
+
+    return finish(exp, results, table=results_table(results))
+
+
+def results_table(results: dict[str, Any]) -> str:
+    """The WER (or PER) of every set and grammar, Kaldi-RESULTS style, one line each."""
+    lines = [f"{'set':<24} {'grammar':<9} {'%WER':>7} {'[err / words]':>16} {'RTF':>7}"]
+
+    def row(name: str, g: str, r: dict[str, Any]) -> None:
+        rtf = f"{r['rtf']:.4f}" if "rtf" in r else "-"
+        lines.append(f"{name:<24} {g:<9} {r['wer']:>7.2f} {r['errors']:>7} / {r['ref_words']:<7} {rtf:>7}")
+
+    for g, r in (results.get("leave_one_speaker_out") or {}).items():
+        row("leave-one-speaker-out", g, r)
+    for name, by_g in (results.get("sets") or {}).items():
+        for g, r in by_g.items():
+            row(name, g, r)
+    for name, a in (results.get("alignment") or {}).items():
+        lines.append(f"alignment {name}: {100 * a['share']:.1f}% of {a['boundaries']} phone boundaries "
+                     f"within {1000 * a['tolerance_s']:.0f} ms")
+    lines.append(f"train: {results.get('train_seconds')} s, {results.get('gaussians')} Gaussians, "
+                 f"{results.get('pdfs')} pdfs")
+    return "\n".join(lines)
 
 
 def _config_dict(cfg: AsrConfig) -> dict[str, Any]:
     d = asdict(cfg)
     d["mono"].pop("history", None)
     return d
+
+
+# ------------------------------------------------------------------------------- system folders (CLI)
+def save_system(system: AsrSystem, folder: str | Path) -> Path:
+    """``final.mdl.safetensors``, ``lexiconp.txt`` and ``train_text`` into ``folder``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    system.am.save(folder / "final.mdl.safetensors")
+    system.lexicon.write(folder / "lexiconp.txt")
+    write_kaldi_text(folder / "train_text", system.train_texts)
+    return folder
+
+
+def load_system(folder: str | Path) -> AsrSystem:
+    """A system folder written by :func:`save_system`.
+
+    Raises:
+        VoxaError: If a file is missing.
+    """
+    folder = Path(folder)
+    for name in ("final.mdl.safetensors", "lexiconp.txt", "train_text"):
+        if not (folder / name).is_file():
+            raise VoxaError(f"{folder / name}: missing (not a system folder from voxa asr train)")
+    am = AcousticModel.load(folder / "final.mdl.safetensors")
+    return AsrSystem(am, Lexicon.read(folder / "lexiconp.txt"), read_text(folder / "train_text"),
+                     float(am.info.get("train_seconds", 0.0)))
+
+
+def write_kaldi_text(path: str | Path, texts: dict[str, list[str]]) -> Path:
+    """A Kaldi ``text`` file (``utt word word ...``), atomically."""
+    from voxa.utils.atomic import write_text_atomic
+
+    return write_text_atomic(Path(path), "".join(f"{k} {' '.join(v)}\n" for k, v in sorted(texts.items())))
+
+
+def read_text(path: str | Path) -> dict[str, list[str]]:
+    """``{utt: words}`` from a Kaldi ``text`` file.
+
+    Raises:
+        VoxaError: If the file is missing.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise VoxaError(f"{path}: no such text file")
+    out = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        f = line.split()
+        if f:
+            out[f[0]] = f[1:]
+    return out
+
+
+def decode_manifest(system_dir: str | Path, records: Sequence[Record], cfg: AsrConfig, grammar: Any,
+                    out: str | Path, lm: str | None = None) -> dict[str, Any]:
+    """Decode ``records`` with a saved system; writes hypotheses (Kaldi text) to ``out`` and returns the
+    timing, plus WER when the records have transcripts."""
+    system = load_system(system_dir)
+    exp = Path(out).parent
+    feats = load_asr_features(records, cfg, exp)
+    if lm is not None:
+        graph = build_graph(system.am, system.lexicon, grammar="arpa", arpa=lm, sil_prob=cfg.sil_prob)
+    else:
+        graph = make_graph(system, grammar, cfg, exp)
+    ids = sorted(k for k in (r.id for r in records) if k in feats)
+    hyps, timing = decode_asr(system, graph, feats, ids, cfg)
+    write_kaldi_text(out, hyps)
+    res: dict[str, Any] = {"utterances": len(ids), **timing}
+    refs = {k: v for k, v in transcripts_of(records, cfg.phone_fold).items() if v and k in hyps}
+    if refs:
+        res.update(score_asr(refs, hyps))
+    return res
+
+
+def align_manifest(system_dir: str | Path, records: Sequence[Record], cfg: AsrConfig, ctm: str | Path,
+                   textgrid_dir: str | Path | None = None) -> int:
+    """Forced-align ``records`` to their transcripts with a saved system: word CTM at ``ctm``, phone CTM
+    at ``<ctm>.phones``, and optionally a TextGrid per utterance. Returns the number aligned."""
+    from voxa.asr.align import build_chain
+    from voxa.asr.ctm import write_ctm, write_textgrid
+    from voxa.asr.training import align_utterances, best_pron
+
+    system = load_system(system_dir)
+    feats = load_asr_features(records, cfg, Path(ctm).parent)
+    texts = {k: v for k, v in transcripts_of(records, cfg.phone_fold).items() if v and k in feats}
+    system.lexicon.check(sorted({w for v in texts.values() for w in v}), where="transcripts")
+    chains = {k: build_chain(system.am, [best_pron(system.lexicon, w) for w in v], cfg.sil_prob)
+              for k, v in texts.items()}
+    ali = align_utterances(system.am, feats, chains)
+    words = {k: a.word_segments(texts[k], FRAME_SHIFT) for k, a in ali.items()}
+    phones = {k: a.phone_segments(system.am, FRAME_SHIFT) for k, a in ali.items()}
+    write_ctm(ctm, words)
+    write_ctm(str(ctm) + ".phones", phones)
+    if textgrid_dir is not None:
+        for k in ali:
+            write_textgrid(Path(textgrid_dir) / f"{k}.TextGrid", words[k], phones[k],
+                           duration=len(ali[k].pdfs) * FRAME_SHIFT)
+    return len(ali)

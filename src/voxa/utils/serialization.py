@@ -107,6 +107,7 @@ MODEL_MODULES = (
     "voxa.features.cmvn",
     "voxa.tse.models",
     "voxa.hmm.models",
+    "voxa.asr.acoustic",
 )
 
 _REGISTRY: dict[str, type] = {}
