@@ -11,7 +11,8 @@ from voxa import __version__
 from voxa.errors import VoxaError
 
 # group modules, imported lazily so that ``voxa --help`` stays fast
-GROUPS = ("data", "features", "speaker", "ivector", "backend", "lid", "emotion", "run", "demo", "tse", "lm", "asr")
+GROUPS = ("data", "features", "speaker", "ivector", "backend", "lid", "emotion", "run", "demo", "tse", "lm",
+          "asr")
 
 
 def build_parser() -> argparse.ArgumentParser:
