@@ -78,4 +78,5 @@ def test_demo_on_synthetic_data(tmp_path, monkeypatch, png_plot):
     summary = demo.run_demo(tmp_path / "exp", quick=True)
     assert "synthesised" in summary["corpus"]["source"]
     assert summary["corpus"]["speakers"] == 6
+    assert 0.0 <= summary["digit_recognition"]["wer"] < 50.0  # synthetic digits: chance is 90 %
     png_plot(tmp_path / "exp" / "spectrogram_mfcc.png", (937, 840))

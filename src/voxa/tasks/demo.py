@@ -111,6 +111,29 @@ def _stage_speaker_id(ctx: DemoContext) -> None:
             f"test utterances -> {ctx.out / 'speaker_id'}")
 
 
+def _stage_digit_recognition(ctx: DemoContext) -> None:
+    """Isolated-digit recognition with a monophone GMM-HMM (CMUdict pronunciations), on the same
+    take-based split as speaker identification."""
+    from voxa.tasks.asr import AsrConfig, run_asr
+
+    records = ctx.state["records"]
+    takes = sorted({r.extra["take"] for r in records})
+    cut = takes[int(0.8 * len(takes))]
+    sets = {"train": [r for r in records if r.extra["take"] < cut],
+            "test": [r for r in records if r.extra["take"] >= cut]}
+    cfg = AsrConfig.from_dict({"lexicon": {"type": "cmudict"}, "grammars": ["isolated"],
+                               "mono": {"num_iters": 10 if ctx.quick else 20,
+                                        "max_gaussians": 150 if ctx.quick else 300,
+                                        "mixup_iters": 8 if ctx.quick else 15}})
+    res = run_asr(sets, cfg, ctx.out / "digit_asr")
+    test = res["sets"]["test"]["isolated"]
+    ctx.summary["digit_recognition"] = {"wer": test["wer"], "words": test["ref_words"], "rtf": test["rtf"],
+                                        "gaussians": res["gaussians"], "train_seconds": res["train_seconds"],
+                                        "results": str(ctx.out / "digit_asr" / "results.json")}
+    ctx.log(f"monophone GMM-HMM digit recognition: WER {test['wer']:.2f} % of {test['ref_words']} test words "
+            f"(trained in {res['train_seconds']:.0f} s, RTF {test['rtf']:.3f}) -> {ctx.out / 'digit_asr'}")
+
+
 def _stage_language_id(ctx: DemoContext) -> None:
     """i-vector language ID on Debian's Asterisk prompts (5 languages), when they are installed."""
     from voxa.data.corpora.asterisk import prepare_asterisk
@@ -173,6 +196,7 @@ STAGES: list[tuple[str, Callable[[DemoContext], None]]] = [
     ("features", _stage_features),
     ("plot", _stage_plot),
     ("speaker_id", _stage_speaker_id),
+    ("digit_recognition", _stage_digit_recognition),
     ("language_id", _stage_language_id),
     ("extraction", _stage_extraction),
 ]
