@@ -122,3 +122,21 @@ def test_acoustic_model_round_trips_through_voxa_load(tmp_path: Path) -> None:
     back = voxa.load(tmp_path / "am.safetensors")
     x = torch.randn(10, 1)
     assert torch.allclose(back.log_likelihoods(x), am.log_likelihoods(x))
+
+
+@needs_espeak
+def test_triphone_system_trains_a_tree_and_decodes_through_the_context_graph(yesno) -> None:
+    from voxa.tasks.asr import decode_asr, make_graph, score_asr, train_systems, transcripts_of
+
+    recs, cfg, feats, root = yesno
+    cfg = type(cfg).from_dict({"lexicon": {"type": "cmudict"}, "systems": ["mono", "tri"],
+                               "mono": {"num_iters": 10, "max_gaussians": 80, "mixup_iters": 8},
+                               "tri": {"num_leaves": 20, "max_gaussians": 100, "num_iters": 6,
+                                       "mixup_iters": 4, "realign_iters": [3], "min_count": 20}})
+    train = [r for r in recs if r.extra["split"] == "train"]
+    lex = cfg.lexicon.build(["yes", "no"])
+    tri = train_systems(train, cfg, root / "exp", feats, lex)["tri"]
+    assert tri.am.context_dependent and tri.am.num_pdfs > len(tri.am.phones)
+    refs = transcripts_of([r for r in recs if r.extra["split"] == "test"])
+    hyps, _ = decode_asr(tri, make_graph(tri, "loop", cfg, root / "exp"), feats, sorted(refs), cfg)
+    assert score_asr(refs, hyps)["wer"] <= 10.0

@@ -102,6 +102,7 @@ class AcousticModel:
     silence: str = "SIL"
     var_floor: torch.Tensor | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    tree: Any = None
 
     def __post_init__(self) -> None:
         self._offset = [0]
@@ -110,8 +111,9 @@ class AcousticModel:
         self._index = {p: i for i, p in enumerate(self.phones)}
         if len(self._index) != len(self.phones):
             raise VoxaError("acoustic model: duplicate phone symbols")
-        if self.means.shape[0] != self._offset[-1]:
-            raise VoxaError(f"acoustic model: {self.means.shape[0]} pdfs for {self._offset[-1]} HMM states")
+        want = self.tree.num_pdfs if self.tree is not None else self._offset[-1]
+        if self.means.shape[0] != want:
+            raise VoxaError(f"acoustic model: {self.means.shape[0]} pdfs for {want} tied HMM states")
         self._cache: tuple[torch.Tensor, ...] | None = None
 
     # ------------------------------------------------------------------------------------ structure
@@ -138,7 +140,19 @@ class AcousticModel:
 
     @property
     def num_pdfs(self) -> int:
-        return self._offset[-1]
+        return int(self.means.shape[0])
+
+    @property
+    def context_dependent(self) -> bool:
+        """Whether pdfs depend on the neighbouring phones (a triphone model with a decision tree)."""
+        return self.tree is not None
+
+    def cd_pdf(self, left: int, phone: int, state: int, right: int) -> int:
+        """The pdf of ``state`` of phone id ``phone`` (1-based, 0 = boundary) in context; a monophone
+        model ignores the context."""
+        if self.tree is None:
+            return self._offset[phone - 1] + state
+        return self.tree.pdf(left, phone, state, right)
 
     @property
     def dim(self) -> int:
@@ -155,12 +169,19 @@ class AcousticModel:
             raise VoxaError(f"phone {phone!r} is not in the acoustic model's phone set") from None
 
     def pdf_of(self, phone: str, state: int) -> int:
-        """The pdf of emitting state ``state`` (0-based) of ``phone``."""
+        """The pdf of emitting state ``state`` (0-based) of ``phone`` (monophone models)."""
+        self._mono_only()
         return self._offset[self.phone_index(phone)] + state
 
     def pdfs_of(self, phone: str) -> list[int]:
+        """The pdfs of every state of ``phone`` (monophone models)."""
+        self._mono_only()
         i = self.phone_index(phone)
         return list(range(self._offset[i], self._offset[i + 1]))
+
+    def _mono_only(self) -> None:
+        if self.tree is not None:
+            raise VoxaError("a context-dependent model has no single pdf per phone state; use cd_pdf")
 
     def pdf_phone(self) -> torch.Tensor:
         """``[P]`` phone index of every pdf."""
@@ -304,6 +325,8 @@ class AcousticModel:
 
         header = {"class": _CLASS, "config": {"phones": self.phones, "n_states": self.n_states,
                                               "silence": self.silence}, "info": self.info}
+        if self.tree is not None:
+            header["tree"] = self.tree.to_json()
         tensors = {"means": self.means, "variances": self.variances, "log_weights": self.log_weights,
                    "log_self": self.log_self}
         if self.var_floor is not None:
@@ -318,8 +341,13 @@ class AcousticModel:
         t, h = load_model(path, expected_class=_CLASS)
         try:
             c = h["config"]
+            tree = None
+            if h.get("tree"):
+                from voxa.asr.tree import DecisionTree
+
+                tree = DecisionTree.from_json(h["tree"])
             return cls(list(c["phones"]), [int(n) for n in c["n_states"]], t["means"], t["variances"],
                        t["log_weights"], t["log_self"], c.get("silence", "SIL"), t.get("var_floor"),
-                       dict(h.get("info") or {}))
+                       dict(h.get("info") or {}), tree)
         except KeyError as e:
             raise VoxaError(f"{path}: acoustic model file lacks {e}") from None

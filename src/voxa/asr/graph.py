@@ -107,11 +107,11 @@ def _word_table(words: Sequence[str]) -> dict[str, int]:
 
 
 def lexicon_fst(am: AcousticModel, prons: Any, words: Sequence[str], word_ids: Mapping[str, int],
-                sil_prob: float = 0.5) -> tuple[Any, int]:
+                sil_prob: float = 0.5) -> tuple[Any, int, int]:
     """L: phones (ids ``1..``, the acoustic model's order) to words, with optional silence.
 
-    Returns ``(L, first_disambig)``: phone-side labels ``>= first_disambig`` are ``#0, #1, ...``
-    (``#0`` passes G's backoff symbol through).
+    Returns ``(L, first_disambig, num_disambig)``: phone-side labels ``first_disambig + k`` are ``#k``
+    for ``k < num_disambig`` (``#0`` passes G's backoff symbol through).
     """
     phone_id = {p: i + 1 for i, p in enumerate(am.phones)}
     entries = [(w, ph, p) for w in words for ph, p in pron_list(prons, w)]
@@ -163,7 +163,7 @@ def lexicon_fst(am: AcousticModel, prons: Any, words: Sequence[str], word_ids: M
         lines.append(f"{loop} {loop} {first_dis} {wdis} 0")
     lines.append(f"{loop} 0")
     fst = _compile(lines)
-    return fst, first_dis
+    return fst, first_dis, max_k + 1
 
 
 def loop_grammar(word_ids: Mapping[str, int]) -> Any:
@@ -252,6 +252,35 @@ def hmm_fst(am: AcousticModel, first_disambig: int) -> Any:
     return _compile(lines)
 
 
+def context_hmm_fst(am: AcousticModel, windows: list[list[int]]) -> Any:
+    """H for a context-dependent model: input label ``i`` of ``C ∘ L ∘ G`` is the phone window
+    ``windows[i]`` (``[left, centre, right]``, ``0`` at an utterance edge; a disambiguation symbol is
+    ``[-k]``, epsilon ``[]``); each window becomes the chain of its tied states' pdfs (``pdf + 1``).
+    Disambiguation windows map from epsilon, so they vanish from the final graph."""
+    lines: list[str] = []
+    n = 1
+    ls = am.log_self.double()
+    for i, w in enumerate(windows):
+        if i == 0 or not w:
+            continue
+        if len(w) != 3 or w[1] <= 0:
+            lines.append(f"0 0 0 {i} 0")
+            continue
+        left, centre, right = (max(int(v), 0) for v in w)
+        pdfs = [am.cd_pdf(left, centre, s, right) for s in range(am.n_states[centre - 1])]
+        prev = 0
+        for k, q in enumerate(pdfs):
+            stay = float(ls[q])
+            enter = 0.0 if k == 0 else _cost(1.0 - math.exp(float(ls[pdfs[k - 1]])))
+            lines.append(f"{prev} {n} {q + 1} {i if k == 0 else 0} {enter}")
+            lines.append(f"{n} {n} {q + 1} 0 {-stay}")
+            prev = n
+            n += 1
+        lines.append(f"{prev} 0 0 0 {_cost(1.0 - math.exp(float(ls[pdfs[-1]])))}")
+    lines.append("0 0")
+    return _compile(lines)
+
+
 def _remove_disambig(fst: Any, first: int) -> Any:
     """Replace input labels ``>= first`` by epsilon (text round trip: the graphs are small)."""
     out = []
@@ -302,15 +331,21 @@ def build_graph(am: AcousticModel, prons: Any, grammar: str = "loop", arpa: str 
         g = isolated_grammar(table)
     else:
         g = finite_grammar(sentences or [], table)
-    lex, first_dis = lexicon_fst(am, prons, words, table, sil_prob)
+    lex, first_dis, n_dis = lexicon_fst(am, prons, words, table, sil_prob)
     kaldifst.arcsort(lex, sort_type="olabel")
     kaldifst.arcsort(g, sort_type="ilabel")
     lg = kaldifst.compose(lex, g)
     lg = kaldifst.determinize(lg)
     kaldifst.minimize(lg)
-    lg = _remove_disambig(lg, first_dis)
-    kaldifst.rmepsilon(lg)
-    h = hmm_fst(am, first_dis)
+    if am.context_dependent:
+        # Kaldi's C: phone windows (left, centre, right) on the input of C ∘ L ∘ G
+        clg, windows = kaldifst.compose_context(list(range(first_dis, first_dis + n_dis)), 3, 1, lg)
+        lg = clg
+        h = context_hmm_fst(am, windows)
+    else:
+        lg = _remove_disambig(lg, first_dis)
+        kaldifst.rmepsilon(lg)
+        h = hmm_fst(am, first_dis)
     kaldifst.arcsort(h, sort_type="olabel")
     kaldifst.arcsort(lg, sort_type="ilabel")
     hlg = kaldifst.compose(h, lg)

@@ -28,6 +28,7 @@ from voxa.asr.decoder import Decoder, DecoderConfig
 from voxa.asr.graph import DecodingGraph, build_graph
 from voxa.asr.lexicon import Lexicon
 from voxa.asr.training import MonoConfig, train_mono
+from voxa.asr.triphone import TriConfig
 from voxa.data.manifest import Record
 from voxa.errors import ConfigError, VoxaError
 from voxa.features.pipeline import FeatureConfig
@@ -38,17 +39,43 @@ FRAME_SHIFT = 0.01
 _PUNCT = re.compile(r"[^\w'\s-]+")
 
 
+_ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+         "sixteen seventeen eighteen nineteen").split()
+_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+
+
+def number_words(n: int) -> list[str]:
+    """English words of ``0 <= n < 10**6``, as read aloud ("one hundred twenty three")."""
+    if n < 20:
+        return [_ONES[n]]
+    if n < 100:
+        return [_TENS[n // 10]] + ([_ONES[n % 10]] if n % 10 else [])
+    if n < 1000:
+        return [_ONES[n // 100], "hundred"] + (number_words(n % 100) if n % 100 else [])
+    return number_words(n // 1000) + ["thousand"] + (number_words(n % 1000) if n % 1000 else [])
+
+
 def normalise_text(text: str | None) -> list[str]:
-    """Lower-cased words with punctuation (not apostrophes) removed; hyphens split words.
+    """Lower-cased words with punctuation (not apostrophes) removed; hyphens split words; numbers
+    below a million spelled out (prompts such as "Press 1" say "press one").
 
     Example:
         >>> normalise_text("Please hold, while I try that extension.")
         ['please', 'hold', 'while', 'i', 'try', 'that', 'extension']
+        >>> normalise_text("Press 1 or dial 28")
+        ['press', 'one', 'or', 'dial', 'twenty', 'eight']
     """
     if not text:
         return []
     t = _PUNCT.sub(" ", text.lower()).replace("-", " ")
-    return [w.strip("'") for w in t.split() if w.strip("'")]
+    out: list[str] = []
+    for w in t.split():
+        w = w.strip("'")
+        if w.isdigit() and len(w) <= 6:
+            out.extend(number_words(int(w)))
+        elif w:
+            out.append(w)
+    return out
 
 
 @dataclass
@@ -84,6 +111,8 @@ class AsrConfig:
             model the silence).
         lexicon: see :class:`LexiconSpec`.
         mono: monophone training (:class:`voxa.asr.training.MonoConfig`).
+        tri: triphone training (:class:`voxa.asr.triphone.TriConfig`), used when ``systems`` has ``tri``.
+        systems: ``[mono]`` or ``[mono, tri]``.
         decoder: beam search (:class:`voxa.asr.decoder.DecoderConfig`).
         grammars: what to decode with: ``loop`` (no LM), ``isolated``, or an integer n for an n-gram
             (Kneser-Ney) trained on the training transcripts.
@@ -95,6 +124,8 @@ class AsrConfig:
                                                                          vad=False))
     lexicon: LexiconSpec = field(default_factory=LexiconSpec)
     mono: MonoConfig = field(default_factory=MonoConfig)
+    tri: TriConfig = field(default_factory=TriConfig)
+    systems: list[str] = field(default_factory=lambda: ["mono"])
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     grammars: list[Any] = field(default_factory=lambda: ["loop"])
     sil_prob: float = 0.5
@@ -112,6 +143,9 @@ class AsrConfig:
             base = asdict(cls().features)
             base.update(feats)
             cfg.features = FeatureConfig.from_dict(base)
+        bad = [x for x in cfg.systems if x not in ("mono", "tri")]
+        if bad or "mono" not in cfg.systems:
+            raise ConfigError(f"systems={cfg.systems!r}: mono, optionally with tri")
         for g in cfg.grammars:
             if g not in ("loop", "isolated") and not (isinstance(g, int) and g >= 1):
                 raise ConfigError(f"grammars: {g!r} is not loop, isolated or an n-gram order >= 1")
@@ -299,84 +333,122 @@ def corpus_lexicon(sets: dict[str, Sequence[Record]], cfg: AsrConfig) -> Lexicon
     return cfg.lexicon.build(words)
 
 
+def train_systems(train: Sequence[Record], cfg: AsrConfig, exp: Path, feats: dict[str, torch.Tensor],
+                  lexicon: Lexicon) -> dict[str, AsrSystem]:
+    """The monophone system and, when ``cfg.systems`` names ``tri``, the triphone system trained from its
+    alignments (Kaldi's ``mono`` then ``tri1``)."""
+    from voxa.asr.align import build_chain
+    from voxa.asr.training import align_utterances, best_pron
+    from voxa.asr.triphone import train_tri
+
+    out = {"mono": train_asr(train, cfg, exp, feats, lexicon)}
+    if "tri" in cfg.systems:
+        mono = out["mono"]
+        t0 = time.perf_counter()
+        chains = {k: build_chain(mono.am, [best_pron(lexicon, w) for w in v], cfg.sil_prob)
+                  for k, v in mono.train_texts.items()}
+        ali = align_utterances(mono.am, feats, chains)
+        cfg.tri.history = []
+        am = train_tri(feats, mono.am, ali, chains, cfg.tri)
+        seconds = time.perf_counter() - t0
+        am.info["train_seconds"] = round(seconds, 1)
+        # the triphone system's training time includes the monophone system it starts from
+        out["tri"] = AsrSystem(am, lexicon, mono.train_texts, mono.seconds + seconds)
+    return out
+
+
+_COUNTS = ("errors", "substitutions", "insertions", "deletions", "ref_words", "utterances")
+
+
 def run_asr(sets: dict[str, Sequence[Record]], cfg: AsrConfig, exp: str | Path,
             folds: str | None = None) -> dict[str, Any]:
-    """The recipe task: train on ``sets['train']``, decode every other set with every grammar.
+    """The recipe task: train on ``sets['train']``, decode every other set with every system and grammar.
 
-    With ``folds="speaker"`` (leave one speaker out), each speaker of ``train`` is also decoded by a
-    model trained on the other speakers, and the errors are summed over folds
-    (``leave_one_speaker_out``); the other sets are decoded by a model trained on all of ``train``.
+    With ``folds="speaker"`` (leave one speaker out), each speaker of ``train`` is also decoded by
+    systems trained on the other speakers, and the errors are summed over folds
+    (``leave_one_speaker_out``); the other sets are decoded by systems trained on all of ``train``.
+    ``results["systems"][name]`` holds each system's figures; the monophone system's are also at the top
+    level.
     """
+    from voxa.tasks.results import finish
+
     exp = Path(exp)
     exp.mkdir(parents=True, exist_ok=True)
     all_recs = [r for recs in sets.values() for r in recs]
     feats = load_asr_features(all_recs, cfg, exp)
-    results: dict[str, Any] = {"system": "mono", "config": _config_dict(cfg)}
+    results: dict[str, Any] = {"config": _config_dict(cfg), "systems": {}}
     train = list(sets["train"])
     lexicon = corpus_lexicon(sets, cfg)
+    names = ["mono"] + (["tri"] if "tri" in cfg.systems else [])
+    by_sys: dict[str, dict[str, Any]] = {name: {} for name in names}
     if folds == "speaker":
         speakers = sorted({r.speaker for r in train})
-        per_fold = {}
+        per_fold: dict[str, dict[str, Any]] = {name: {} for name in by_sys}
         for spk in speakers:
             tr = [r for r in train if r.speaker != spk]
             te = [r for r in train if r.speaker == spk]
-            system = train_asr(tr, cfg, exp, feats, lexicon)
-            res = evaluate_sets(system, {"held_out": te}, cfg, exp, feats)["held_out"]
-            per_fold[spk] = {**res, "train_seconds": round(system.seconds, 1)}
-        total = {}
-        for g in map(str, cfg.grammars):
-            agg = {k: sum(per_fold[s][g][k] for s in speakers)
-                   for k in ("errors", "substitutions", "insertions", "deletions", "ref_words", "utterances")}
-            agg["wer"] = round(100.0 * agg["errors"] / max(agg["ref_words"], 1), 2)
-            total[g] = agg
-        results["folds"] = per_fold
-        results["leave_one_speaker_out"] = total
-    system = train_asr(train, cfg, exp, feats, lexicon)
-    system.am.save(exp / "final.mdl.safetensors")
-    system.lexicon.write(exp / "lexiconp.txt")
+            for name, system in train_systems(tr, cfg, exp, feats, lexicon).items():
+                res = evaluate_sets(system, {"held_out": te}, cfg, exp, feats)["held_out"]
+                per_fold[name][spk] = {**res, "train_seconds": round(system.seconds, 1)}
+        for name in by_sys:
+            total = {}
+            for g in map(str, cfg.grammars):
+                agg = {k: sum(per_fold[name][s][g][k] for s in speakers) for k in _COUNTS}
+                agg["wer"] = round(100.0 * agg["errors"] / max(agg["ref_words"], 1), 2)
+                total[g] = agg
+            by_sys[name]["folds"] = per_fold[name]
+            by_sys[name]["leave_one_speaker_out"] = total
+    systems = train_systems(train, cfg, exp, feats, lexicon)
+    lexicon.write(exp / "lexiconp.txt")
     tests = {k: v for k, v in sets.items() if k != "train"}
-    results["train_seconds"] = round(system.seconds, 1)
-    results["gaussians"] = system.am.num_gaussians
-    results["pdfs"] = system.am.num_pdfs
-    results["train_utterances"] = len(system.train_texts)
-    if tests:
-        results["sets"] = evaluate_sets(system, tests, cfg, exp, feats)
-        for name, recs in tests.items():
-            if any(r.extra.get("phones") for r in recs):
-                results.setdefault("alignment", {})[name] = alignment_score(system, recs, feats, cfg)
-    main = results.get("leave_one_speaker_out") or next(iter(results.get("sets", {}).values()), {})
-    if main:
-        best = min(main.values(), key=lambda s: s["wer"])
-        results["wer"] = best["wer"]
-    from voxa.tasks.results import finish
-
+    for name, system in systems.items():
+        system.am.save(exp / f"{name}.mdl.safetensors")
+        r = by_sys[name]
+        r.update({"train_seconds": round(system.seconds, 1), "gaussians": system.am.num_gaussians,
+                  "pdfs": system.am.num_pdfs, "train_utterances": len(system.train_texts)})
+        if tests:
+            r["sets"] = evaluate_sets(system, tests, cfg, exp, feats)
+            if name == "mono":
+                for tname, recs in tests.items():
+                    if any(x.extra.get("phones") for x in recs):
+                        r.setdefault("alignment", {})[tname] = alignment_score(system, recs, feats, cfg)
+        main = r.get("leave_one_speaker_out") or next(iter(r.get("sets", {}).values()), {})
+        if main:
+            r["wer"] = min(v["wer"] for v in main.values())
+        results["systems"][name] = r
+    results.update({k: v for k, v in by_sys["mono"].items()})
+    results["system"] = "mono"
     return finish(exp, results, table=results_table(results))
 
 
 def results_table(results: dict[str, Any]) -> str:
-    """The WER (or PER) of every set and grammar, Kaldi-RESULTS style, one line each."""
-    lines = [f"{'set':<24} {'grammar':<9} {'%WER':>7} {'[err / words]':>16} {'RTF':>7}"]
+    """The WER (or PER) of every system, set and grammar, Kaldi-RESULTS style, one line each."""
+    lines = [f"{'system':<6} {'set':<22} {'grammar':<9} {'%WER':>7} {'[err / words]':>16} {'RTF':>7}"]
 
-    def row(name: str, g: str, r: dict[str, Any]) -> None:
+    def row(system: str, name: str, g: str, r: dict[str, Any]) -> None:
         rtf = f"{r['rtf']:.4f}" if "rtf" in r else "-"
-        lines.append(f"{name:<24} {g:<9} {r['wer']:>7.2f} {r['errors']:>7} / {r['ref_words']:<7} {rtf:>7}")
+        lines.append(f"{system:<6} {name:<22} {g:<9} {r['wer']:>7.2f} {r['errors']:>7} / {r['ref_words']:<7} "
+                     f"{rtf:>7}")
 
-    for g, r in (results.get("leave_one_speaker_out") or {}).items():
-        row("leave-one-speaker-out", g, r)
-    for name, by_g in (results.get("sets") or {}).items():
-        for g, r in by_g.items():
-            row(name, g, r)
+    for sysname, res in (results.get("systems") or {"mono": results}).items():
+        for g, r in (res.get("leave_one_speaker_out") or {}).items():
+            row(sysname, "leave-one-speaker-out", g, r)
+        for name, by_g in (res.get("sets") or {}).items():
+            for g, r in by_g.items():
+                row(sysname, name, g, r)
     for name, a in (results.get("alignment") or {}).items():
-        lines.append(f"alignment {name}: {100 * a['share']:.1f}% of {a['boundaries']} phone boundaries "
-                     f"within {1000 * a['tolerance_s']:.0f} ms")
-    lines.append(f"train: {results.get('train_seconds')} s, {results.get('gaussians')} Gaussians, "
-                 f"{results.get('pdfs')} pdfs")
+        lines.append(f"alignment {name} (mono): {100 * a['share']:.1f}% of {a['boundaries']} phone "
+                     f"boundaries within {1000 * a['tolerance_s']:.0f} ms")
+    for sysname, res in (results.get("systems") or {"mono": results}).items():
+        lines.append(f"{sysname}: trained in {res.get('train_seconds')} s, {res.get('gaussians')} Gaussians, "
+                     f"{res.get('pdfs')} pdfs")
     return "\n".join(lines)
 
 
 def _config_dict(cfg: AsrConfig) -> dict[str, Any]:
     d = asdict(cfg)
     d["mono"].pop("history", None)
+    d["tri"].pop("history", None)
     return d
 
 

@@ -28,10 +28,11 @@ TASK_KEYS: dict[str, tuple[str, ...]] = {
     "speaker-verification-ivector": ("features", "gmm", "ivector", "trials", "backends", "segment_frames"),
     "language-id": ("features", "gmm", "ivector", "systems", "durations", "main"),
     "emotion": ("features", "gmm", "ivector", "systems", "main", "speaker_norm"),
-    "asr": ("features", "lexicon", "mono", "decoder", "grammars", "sil_prob", "smoothing", "phone_fold",
-            "folds"),
+    "asr": ("features", "lexicon", "mono", "tri", "systems", "decoder", "grammars", "sil_prob", "smoothing",
+            "phone_fold", "folds"),
 }
-_ASR_KEYS = ("features", "lexicon", "mono", "decoder", "grammars", "sil_prob", "smoothing", "phone_fold")
+_ASR_KEYS = ("features", "lexicon", "mono", "tri", "systems", "decoder", "grammars", "sil_prob", "smoothing",
+             "phone_fold")
 _TRIALS_KEYS = ("nontarget_ratio", "seed")
 
 
