@@ -8,7 +8,8 @@
    ``max_gaussians`` over the first ``mixup_iters`` iterations, shared out by occupancy^0.25.
 
 Statistics are summed over utterances in float64 and all-reduced over ``torch.distributed`` ranks
-(each rank passes its own shard of utterances), so several processes train one model.
+(each rank passes its own shard of utterances; the global moments and the phone set are agreed across
+ranks too), so several processes train one model.
 
 Example:
     >>> import torch
@@ -170,6 +171,38 @@ def align_utterances(am: AcousticModel, feats: Mapping[str, torch.Tensor],
     return out
 
 
+def _distributed() -> bool:
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized()
+
+
+def _all_ranks_words(words: set[str]) -> list[str]:
+    """The union of every rank's transcript words, so that all ranks build the same phone set."""
+    if _distributed():
+        import torch.distributed as dist
+
+        parts: list[Any] = [None] * dist.get_world_size()
+        dist.all_gather_object(parts, sorted(words))
+        words = {w for p in parts for w in p}
+    return sorted(words)
+
+
+def _global_moments(feats: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and (unbiased) variance of every frame on every rank, float64."""
+    n = torch.tensor([float(sum(f.shape[0] for f in feats))], dtype=torch.float64)
+    s1 = sum(f.to(torch.float64).sum(0) for f in feats)
+    s2 = sum((f.to(torch.float64) ** 2).sum(0) for f in feats)
+    if _distributed():
+        import torch.distributed as dist
+
+        for t in (n, s1, s2):
+            dist.all_reduce(t)
+    mean = s1 / n
+    var = (s2 - n * mean ** 2) / (n - 1).clamp_min(1.0)
+    return mean, var
+
+
 def train_mono(feats: Mapping[str, torch.Tensor], transcripts: Mapping[str, Sequence[str]], prons: Prons,
                config: MonoConfig | None = None, progress: bool = True) -> AcousticModel:
     """Train a monophone GMM-HMM.
@@ -188,14 +221,12 @@ def train_mono(feats: Mapping[str, torch.Tensor], transcripts: Mapping[str, Sequ
     if not ids:
         raise VoxaError("no utterance has both features and a transcript")
     check_words(prons, {k: transcripts[k] for k in ids})
-    words = sorted({w for k in ids for w in transcripts[k]})
+    words = _all_ranks_words({w for k in ids for w in transcripts[k]})
     phones = phone_set(prons, words, cfg.silence)
-    all_x = torch.cat([feats[k] for k in ids]).to(torch.float64)
-    mean, var = all_x.mean(0), all_x.var(0)
-    am = AcousticModel.init_flat(phones, all_x.shape[1], mean, var, n_states=cfg.n_states,
+    mean, var = _global_moments([feats[k] for k in ids])
+    am = AcousticModel.init_flat(phones, len(mean), mean, var, n_states=cfg.n_states,
                                  silence=cfg.silence, silence_states=cfg.silence_states,
                                  self_loop=cfg.self_loop)
-    del all_x
     pron_cache = {w: best_pron(prons, w) for w in words}
     chains = {k: build_chain(am, [pron_cache[w] for w in transcripts[k]], cfg.sil_prob) for k in ids}
     # iteration 0: equal alignment (utterances too short for their states are left out)
