@@ -1,11 +1,12 @@
 """Kaldi's monophone GMM-HMM recipe (``steps/train_mono.sh`` + ``utils/mkgraph.sh`` + ``decode.sh``)
 through the ``kaldi-hmm-gmm`` wheel: the worker half of ``benchmarks/asr_kaldi.py``.
 
-Run as ``python benchmarks/_kaldi_gmm.py JOBDIR`` with ``kaldi_hmm_gmm`` 1.1.4 and the ``kaldifst`` it
-was built against (1.7.17: OpenFst 1.7 and pybind11 internals v11; 1.7.10 has internals v4) first on ``sys.path``: the ``kaldifst`` 1.8 that voxa uses has
-OpenFst 1.8's ``ArcTpl<W, int, int>``, a different C++ type, so its FSTs cannot be passed to
-``kaldi_hmm_gmm`` (``TypeError: incompatible constructor arguments``). ``asr_kaldi.py`` therefore runs
-this file in a subprocess with ``PYTHONPATH`` on a ``pip install --target`` folder of the two wheels.
+Run as ``python benchmarks/_kaldi_gmm.py JOBDIR`` with ``kaldi_hmm_gmm`` 1.1.4 and a ``kaldifst`` that
+matches it first on ``sys.path``: 1.7.17 (OpenFst 1.7, pybind11 internals v11; 1.7.10 has internals
+v4, so its FSTs are not recognised either). The ``kaldifst`` 1.8 that voxa uses has OpenFst 1.8's
+``ArcTpl<W, int, int>``, a different C++ type, so its FSTs cannot be passed to ``kaldi_hmm_gmm``
+(``TypeError: incompatible constructor arguments``). ``asr_kaldi.py`` therefore runs this file in a
+subprocess with ``PYTHONPATH`` on a ``pip install --target`` folder of the two wheels.
 ``JOBDIR`` holds ``job.json`` (phones, lexicon, word table, transcripts, settings), ``feats.npz`` and
 ``G.txt``; the result goes to ``result.json``.
 
@@ -149,7 +150,8 @@ def hmm_topology(lang: KaldiLang, n_states: int = 3, sil_states: int = 5) -> Any
         s += f"<State> {i} <PdfClass> {i} " + "".join(f"<Transition> {k} {tp} " for k in range(1, sil_states))
         s += "</State>\n"
     last = sil_states - 1
-    s += f"<State> {last} <PdfClass> {last} <Transition> {last} 0.75 <Transition> {sil_states} 0.25 </State>\n"
+    s += (f"<State> {last} <PdfClass> {last} <Transition> {last} 0.75 "
+          f"<Transition> {sil_states} 0.25 </State>\n")
     s += f"<State> {sil_states} </State>\n</TopologyEntry>\n</Topology>\n"
     topo = khg.HmmTopology()
     topo.read(s)
@@ -255,7 +257,8 @@ def train_mono_kaldi(feats: Mapping[str, np.ndarray], texts: Mapping[str, Sequen
             new, tot, frames = {}, 0.0, 0
             for k in ids:
                 g = graphs[k].copy()
-                khg.add_transition_probs(trans_model=tm, disambig_syms=[], transition_scale=cfg.transition_scale,
+                khg.add_transition_probs(trans_model=tm, disambig_syms=[],
+                                         transition_scale=cfg.transition_scale,
                                          self_loop_scale=cfg.self_loop_scale, fst=g)
                 dec = khg.DecodableAmDiagGmmScaled(am=am, tm=tm, feats=feats[k], scale=cfg.acoustic_scale)
                 _, _, _, like, nfr, a, _ = khg.align_utterance_wrapper(
@@ -290,10 +293,11 @@ def train_mono_kaldi(feats: Mapping[str, np.ndarray], texts: Mapping[str, Sequen
                "utterances": len(ali)}
         cfg.history.append(row)
         log(f"kaldi mono iter {it}: {row}")
-        if it <= cfg.max_iter_inc:
+        if 1 <= it <= cfg.max_iter_inc:  # train_mono.sh: after passes 1..max_iter_inc (not after 0.mdl)
             numgauss += incgauss
     seconds = time.perf_counter() - t_all
-    return KaldiSystem(lang, topo, tree, tm, am, seconds, {k: round(v, 2) for k, v in timing.items()}, len(ali))
+    timing = {k: round(v, 2) for k, v in timing.items()}
+    return KaldiSystem(lang, topo, tree, tm, am, seconds, timing, len(ali))
 
 
 # ---------------------------------------------------------------------------------- graph (mkgraph.sh)

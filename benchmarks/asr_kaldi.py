@@ -18,9 +18,15 @@ Usage:
     OMP_NUM_THREADS=1 python benchmarks/asr_kaldi.py recipes/timit_sample/asr_phones.yaml --grammar 2
     OMP_NUM_THREADS=1 python benchmarks/asr_kaldi.py recipes/fsdd/asr_digits.yaml --fold-speaker george
 
+The Kaldi half runs in a subprocess (``benchmarks/_kaldi_gmm.py``) with ``kaldi-hmm-gmm`` 1.1.4 and
+``kaldifst`` 1.7.17 from their own folder (default ``exp/bench/kaldi-hmm-gmm-env``, made with
+``pip install --no-deps --target exp/bench/kaldi-hmm-gmm-env kaldi-hmm-gmm==1.1.4 kaldifst==1.7.17``):
+the ``kaldifst`` 1.8 in voxa's environment is built on OpenFst 1.8, whose FST type the wheel (OpenFst
+1.7) does not accept. Features, transcripts, lexicon, word table and G go to it through files.
+
 Kaldi's training loop over frames (gmm-acc-stats-ali) and utterances (gmm-align-compiled) runs in
 Python over the wheel's per-frame/per-utterance bindings, so its train seconds include Python glue;
-the table's breakdown line shows how much of it is accumulation.
+the breakdown line shows how much of it is alignment and accumulation.
 """
 
 from __future__ import annotations
@@ -63,7 +69,8 @@ def build_sets(recipe: dict[str, Any], data_root: str | None, exp_dir: Path) -> 
         other = spec.pop("corpus", None)
         pool = records
         if other is not None:
-            pool = prepare(other["name"], root / other.get("root", other["name"]), exp_dir / f"data_{other['name']}")
+            pool = prepare(other["name"], root / other.get("root", other["name"]),
+                           exp_dir / f"data_{other['name']}")
         sets[name] = select(pool, spec)
         if not sets[name]:
             raise SystemExit(f"set {name!r} selects no utterances")
@@ -75,12 +82,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("recipe")
     ap.add_argument("--data", default=None, help="data root (default: voxa's, e.g. ../shared/data)")
     ap.add_argument("--grammar", default=None,
-                    help="loop, isolated or an n-gram order (default: the recipe's first n-gram, else its first)")
+                    help="loop, isolated or an n-gram order (default: the recipe's bigram, else its only "
+                         "n-gram, else its first grammar)")
     ap.add_argument("--fold-speaker", default=None,
                     help="for folds: speaker recipes, train on the other speakers and test on this one")
     ap.add_argument("--exp", default=None, help="work folder (default exp/bench/asr_kaldi/<recipe>)")
     ap.add_argument("--kaldi-env", default=str(KALDI_ENV),
-                    help="folder with kaldi-hmm-gmm 1.1.4 + kaldifst 1.7.17 (" + INSTALL.format(env="DIR") + ")")
+                    help="folder with kaldi-hmm-gmm 1.1.4 + kaldifst 1.7.17 ("
+                         + INSTALL.format(env="DIR") + ")")
     ap.add_argument("--verbose", action="store_true", help="print Kaldi's per-iteration log")
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="recipe override key=value")
     args = ap.parse_args(argv)
@@ -130,8 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     lex_words = sorted({w for v in texts.values() for w in v} | set(system.lexicon.words))
     refs_by_set = {}
     for sname, recs in tests.items():
-        refs = vasr._covered(system.lexicon, {k: v for k, v in vasr.transcripts_of(recs, cfg.phone_fold).items()
-                                              if v}, sname)
+        have = {k: v for k, v in vasr.transcripts_of(recs, cfg.phone_fold).items() if v}
+        refs = vasr._covered(system.lexicon, have, sname)
         refs_by_set[sname] = {k: v for k, v in refs.items() if k in feats}
     rows = []
     for sname, refs in refs_by_set.items():
@@ -167,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
             g_text = kaldilm.arpa2fst(input_arpa=arpa, disambig_symbol="#0", read_symbol_table=str(table),
                                       max_order=-1)
     else:
-        g_text = (loop_grammar if grammar == "loop" else isolated_grammar)(word_id).to_str(show_weight_one=True)
+        g_fst = (loop_grammar if grammar == "loop" else isolated_grammar)(word_id)
+        g_text = g_fst.to_str(show_weight_one=True)
     (job_dir / "G.txt").write_text(g_text)
     mono = cfg.mono
     test_ids = {n: sorted(r) for n, r in refs_by_set.items()}
@@ -176,9 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     job = {"phones": phones, "prons": {w: [[list(ph), p] for ph, p in v] for w, v in prons.items() if v},
            "word_id": word_id, "sil_prob": cfg.sil_prob, "texts": {k: texts[k] for k in sorted(texts)},
            "tests": test_ids,
-           "mono": {"num_iters": mono.num_iters, "totgauss": mono.max_gaussians, "max_iter_inc": mono.mixup_iters,
-                    "realign_iters": sorted(mono.realign_at()), "power": mono.power, "n_states": mono.n_states,
-                    "sil_states": mono.silence_states},
+           "mono": {"num_iters": mono.num_iters, "totgauss": mono.max_gaussians,
+                    "max_iter_inc": mono.mixup_iters, "realign_iters": sorted(mono.realign_at()),
+                    "power": mono.power, "n_states": mono.n_states, "sil_states": mono.silence_states},
            "decode": {"beam": cfg.decoder.beam, "max_active": cfg.decoder.max_active,
                       "min_active": cfg.decoder.min_active, "acoustic_scale": cfg.decoder.acoustic_scale,
                       "self_loop_scale": 0.1},
@@ -187,8 +197,10 @@ def main(argv: list[str] | None = None) -> int:
     (job_dir / "result.json").unlink(missing_ok=True)
     env_dir = Path(args.kaldi_env).resolve()
     if not (env_dir / "kaldi_hmm_gmm").is_dir():
-        raise SystemExit(f"{env_dir}: no kaldi_hmm_gmm; install it with\n  " + INSTALL.format(env=args.kaldi_env))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(env_dir), os.environ.get("PYTHONPATH", "")]).rstrip(":")}
+        raise SystemExit(f"{env_dir}: no kaldi_hmm_gmm; install it with\n  "
+                         + INSTALL.format(env=args.kaldi_env))
+    path = [str(env_dir)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
     t1 = time.perf_counter()
     subprocess.run([sys.executable, str(WORKER), str(job_dir)], env=env, check=True)
     print(f"[kaldi] worker wall {time.perf_counter() - t1:.1f} s", flush=True)
@@ -208,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'system':<14} {'set':<10} {metric + ' (%)':>8} {'errors/words':>14} {'train s':>8} "
           f"{'decode RTF':>10} {'Gaussians':>9}")
     for r in rows:
-        print(f"{r['system']:<14} {r['set']:<10} {r['wer']:>8.2f} {str(r['errors']) + '/' + str(r['ref_words']):>14} "
+        ew = f"{r['errors']}/{r['ref_words']}"
+        print(f"{r['system']:<14} {r['set']:<10} {r['wer']:>8.2f} {ew:>14} "
               f"{r['train_seconds']:>8.1f} {r['rtf']:>10.4f} {r['gaussians']:>9}")
     print(f"kaldi train breakdown (s): {kres['train_breakdown']}; voxa {system.am.num_pdfs} pdfs, "
           f"kaldi {kres['pdfs']} pdfs")
