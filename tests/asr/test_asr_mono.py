@@ -140,3 +140,29 @@ def test_triphone_system_trains_a_tree_and_decodes_through_the_context_graph(yes
     refs = transcripts_of([r for r in recs if r.extra["split"] == "test"])
     hyps, _ = decode_asr(tri, make_graph(tri, "loop", cfg, root / "exp"), feats, sorted(refs), cfg)
     assert score_asr(refs, hyps)["wer"] <= 10.0
+
+
+def test_nbest_lists_distinct_word_sequences_best_first() -> None:
+    am = _toy_model()
+    lex = {"A": [(("a",), 1.0)], "B": [(("b",), 1.0)]}
+    x = torch.cat([torch.full((9,), 4.0), torch.zeros(3), torch.full((9,), -1.0)])[:, None]
+    dec = Decoder(build_graph(am, lex, grammar="loop"), DecoderConfig(acoustic_scale=1.0, lattice_beam=20))
+    res = dec.decode(am.log_likelihoods(x), nbest=3)
+    seqs = [tuple(w) for w, _ in res.nbest]
+    costs = [c for _, c in res.nbest]
+    assert len(seqs) >= 2 and len(set(seqs)) == len(seqs)
+    assert costs == sorted(costs)
+    assert list(seqs[0]) == dec.decode(am.log_likelihoods(x)).words
+
+
+def test_pronunciation_counts_pick_the_pronunciation_the_audio_has() -> None:
+    from voxa.asr.graph_align import pron_counts
+
+    am = _toy_model()
+    lex = Lexicon({"X": [(("a",), 1.0), (("b",), 1.0)], "Y": [(("a",), 1.0)]})
+    feats = {f"u{i}": torch.cat([torch.full((8,), -4.0 if i < 3 else 4.0), torch.zeros(3),
+                                 torch.full((8,), 4.0)])[:, None] for i in range(4)}
+    counts = pron_counts(am, lex, feats, {k: ["X", "Y"] for k in feats}, acoustic_scale=1.0)
+    assert counts == {("X", ("b",)): 3.0, ("X", ("a",)): 1.0, ("Y", ("a",)): 4.0}
+    probs = dict(lex.reestimate(counts, smoothing=0.0).prons("X"))
+    assert probs[("b",)] == 1.0 and probs[("a",)] == pytest.approx(1 / 3)

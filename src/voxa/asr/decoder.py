@@ -103,12 +103,16 @@ class Decoder:
             dec = kaldi_decoder.LatticeSimpleDecoder(self.graph.fst, opts)
             dec.decode(dec_in)
             ok, lat = dec.get_raw_lattice()
-            paths = kaldifst.lattice_to_nbest(lat, n=nbest) if ok else []
-            lst = []
+            # the raw lattice keeps every alignment: draw more paths than asked and keep the best of
+            # each distinct word sequence (what determinising the lattice first would give)
+            paths = kaldifst.lattice_to_nbest(lat, n=20 * nbest) if ok else []
+            best_of: dict[tuple[str, ...], float] = {}
             for p in paths:
                 words, _, cost = self._read(p)
-                lst.append((words, cost))
-            lst.sort(key=lambda x: x[1])
+                key = tuple(words)
+                best_of[key] = min(cost, best_of.get(key, float("inf")))
+            lst = sorted(([list(k), c] for k, c in best_of.items()), key=lambda x: x[1])[:nbest]
+            lst = [(w, c) for w, c in lst]
             best_ok, best = dec.get_best_path() if hasattr(dec, "get_best_path") else (ok, lat)
         else:
             opts = kaldi_decoder.FasterDecoderOptions()

@@ -118,6 +118,9 @@ class AsrConfig:
             (Kneser-Ney) trained on the training transcripts.
         sil_prob: optional-silence probability in training and in the lexicon FST.
         phone_fold: ``timit39`` to fold TIMIT's 61 phones to 39 before training and scoring.
+        pron_probs: re-estimate the pronunciation probabilities from the monophone system's alignments
+            of the training data through each utterance's graph (Kaldi's ``get_prons``), then decode
+            (and train the triphones) with them.
     """
 
     features: FeatureConfig = field(default_factory=lambda: FeatureConfig(type="mfcc", deltas=2, cmvn="utt",
@@ -131,6 +134,7 @@ class AsrConfig:
     sil_prob: float = 0.5
     smoothing: str = "kneser-ney"
     phone_fold: str | None = None
+    pron_probs: bool = False
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> AsrConfig:
@@ -342,6 +346,16 @@ def train_systems(train: Sequence[Record], cfg: AsrConfig, exp: Path, feats: dic
     from voxa.asr.triphone import train_tri
 
     out = {"mono": train_asr(train, cfg, exp, feats, lexicon)}
+    if cfg.pron_probs:
+        from voxa.asr.graph_align import pron_counts
+
+        mono = out["mono"]
+        counts = pron_counts(mono.am, lexicon, feats, mono.train_texts, sil_prob=cfg.sil_prob)
+        lexicon = lexicon.reestimate(counts)
+        multi = sum(1 for w in lexicon.words if len(lexicon.prons(w)) > 1)
+        log.info("pronunciation probabilities from %d aligned words; %d words have several",
+                 int(sum(counts.values())), multi)
+        mono.lexicon = lexicon
     if "tri" in cfg.systems:
         mono = out["mono"]
         t0 = time.perf_counter()
@@ -399,7 +413,7 @@ def run_asr(sets: dict[str, Sequence[Record]], cfg: AsrConfig, exp: str | Path,
             by_sys[name]["folds"] = per_fold[name]
             by_sys[name]["leave_one_speaker_out"] = total
     systems = train_systems(train, cfg, exp, feats, lexicon)
-    lexicon.write(exp / "lexiconp.txt")
+    systems["mono"].lexicon.write(exp / "lexiconp.txt")
     tests = {k: v for k, v in sets.items() if k != "train"}
     for name, system in systems.items():
         system.am.save(exp / f"{name}.mdl.safetensors")

@@ -29,10 +29,10 @@ TASK_KEYS: dict[str, tuple[str, ...]] = {
     "language-id": ("features", "gmm", "ivector", "systems", "durations", "main"),
     "emotion": ("features", "gmm", "ivector", "systems", "main", "speaker_norm"),
     "asr": ("features", "lexicon", "mono", "tri", "systems", "decoder", "grammars", "sil_prob", "smoothing",
-            "phone_fold", "folds"),
+            "phone_fold", "pron_probs", "folds"),
 }
 _ASR_KEYS = ("features", "lexicon", "mono", "tri", "systems", "decoder", "grammars", "sil_prob", "smoothing",
-             "phone_fold")
+             "phone_fold", "pron_probs")
 _TRIALS_KEYS = ("nontarget_ratio", "seed")
 
 
