@@ -107,3 +107,19 @@ def test_topology_validation_is_a_config_error():
     with pytest.raises(ConfigError, match="row 0"):
         Topology.from_probs([1.0, 0.0], [[0.5, 0.4], [0.0, 1.0]])
     assert Topology.left_to_right(4, skips=True).log_A.exp()[0].tolist() == pytest.approx([1 / 3] * 3 + [0])
+
+
+@pytest.mark.parametrize("fin", [None, LOG_FIN])
+def test_numpy_frame_loops_equal_the_torch_ones(monkeypatch, fin):
+    from voxa.hmm import inference
+
+    junk = LB.clone()
+    junk[1, 17:] = float("nan")
+    small = posteriors(junk, LENGTHS, LOG_PI, LOG_A, fin), viterbi(junk, LENGTHS, LOG_PI, LOG_A, fin)
+    monkeypatch.setattr(inference, "_NUMPY_MAX_STATES", 0)
+    monkeypatch.setattr(inference, "_BACKPOINTER_ELEMENTS", 0)
+    big = posteriors(junk, LENGTHS, LOG_PI, LOG_A, fin), viterbi(junk, LENGTHS, LOG_PI, LOG_A, fin)
+    for x, y in zip(small[0], big[0]):
+        torch.testing.assert_close(x, y, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(small[1][0], big[1][0], rtol=0, atol=0)
+    assert small[1][1].tolist() == big[1][1].tolist()

@@ -38,6 +38,8 @@ import torch
 from voxa.errors import VoxaError
 
 _F64 = torch.float64
+_NUMPY_MAX_STATES = 8  # recursions over at most this many states run their frame loop in numpy
+_BACKPOINTER_ELEMENTS = 1 << 22  # a Viterbi batch this small backtraces from all backpointers at once
 
 
 # ------------------------------------------------------------------------------------------- checks
@@ -91,10 +93,45 @@ def _shifted(lb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return (lb - mx[..., None]).exp(), mx
 
 
+def _small(x: torch.Tensor) -> bool:
+    """Run a recursion's per-frame loop in numpy: CPU tensors with few states, where each frame's
+    work is a handful of tiny operations and numpy's per-call overhead is a third of torch's."""
+    return x.device.type == "cpu" and x.shape[-1] <= _NUMPY_MAX_STATES
+
+
+def _np_forward(a, A, Et, ah, c, ones):
+    for t in range(Et.shape[0]):
+        if t:
+            a = np.multiply(np.dot(ah[t - 1], A, out=a), Et[t], out=a)
+        np.dot(a, ones, out=c[t])
+        np.divide(a, c[t], out=ah[t])
+
+
+def _np_backward(Et, AT, binit, done, bh, d, ones, wait_from):
+    v = np.empty_like(bh[0])
+    for t in range(Et.shape[0] - 2, -1, -1):
+        np.dot(np.multiply(Et[t + 1], bh[t + 1], out=v), AT, out=bh[t])
+        np.dot(bh[t], ones, out=d[t])
+        np.divide(bh[t], d[t], out=bh[t])
+        if t >= wait_from:
+            np.copyto(bh[t], binit, where=done[t])
+
+
 def _fast_forward(E, mx, lpi, lA):
     """Normalised alphas ``[B, T, S]`` and ``log alpha`` (float64)."""
     B, T, S = E.shape
     A = lA.exp()
+    if _small(E):
+        Et, An = E.transpose(0, 1).numpy().copy(), A.numpy()  # [T, B, S]
+        ah = np.empty((T, B, S))
+        c = np.empty((T, B, 1))
+        ones = np.ones((S, 1))
+        a = lpi.exp().numpy() * Et[0]
+        with np.errstate(all="ignore"):  # as torch: a frame that lost every path gives NaN, detected later
+            _np_forward(a, An, Et, ah, c, ones)
+        ahat = torch.from_numpy(ah).transpose(0, 1)
+        scale = (torch.from_numpy(c[:, :, 0]).T.log() + mx).cumsum(1)
+        return ahat, ahat.log() + scale[..., None], scale
     Et = E.transpose(0, 1).contiguous()  # [T, B, S]: each frame's rows contiguous for the product
     ahat = torch.empty(T, B, S, dtype=_F64, device=E.device)
     logc = []
@@ -115,24 +152,36 @@ def _fast_backward(E, mx, lengths, lA, lfin):
     AT = lA.exp().T.contiguous()
     f = lfin.exp() if lfin is not None else torch.ones(S, dtype=_F64, device=E.device)
     binit = (f / f.sum()).expand(B, S)
-    Et = E.transpose(0, 1).contiguous()
-    bhat = torch.empty(T, B, S, dtype=_F64, device=E.device)
-    bhat[T - 1] = binit
-    logd = [torch.zeros(B, 1, dtype=_F64, device=E.device)] * T
     done = (torch.arange(T, device=E.device)[:, None] >= (lengths - 1)[None, :])[..., None]  # [T, B, 1]
     wait_from = int(lengths.min()) - 1  # frames at or past this hold a finished utterance somewhere
-    b = binit
-    for t in range(T - 2, -1, -1):
-        v = torch.mm(Et[t + 1] * b, AT)
-        d = v.sum(1, keepdim=True)
-        if t >= wait_from:
-            b = torch.where(done[t], binit, v.div_(d))
-            bhat[t] = b
-        else:
-            b = torch.div(v, d, out=bhat[t])
-        logd[t] = d
-    bhat = bhat.transpose(0, 1)
-    inc = torch.cat(logd, 1).log()
+    if _small(E):
+        Et, ATn, bi, dn = E.transpose(0, 1).numpy().copy(), AT.numpy(), binit.numpy(), done.numpy()
+        bh = np.empty((T, B, S))
+        d = np.ones((T, B, 1))
+        ones = np.ones((S, 1))
+        bh[T - 1] = bi
+        with np.errstate(all="ignore"):
+            _np_backward(Et, ATn, bi, dn, bh, d, ones, wait_from)
+        bhat = torch.from_numpy(bh).transpose(0, 1)
+        logd = torch.from_numpy(d[:, :, 0]).T
+    else:
+        Et = E.transpose(0, 1).contiguous()
+        bhat = torch.empty(T, B, S, dtype=_F64, device=E.device)
+        bhat[T - 1] = binit
+        logd = [torch.ones(B, 1, dtype=_F64, device=E.device)] * T
+        b = binit
+        for t in range(T - 2, -1, -1):
+            v = torch.mm(Et[t + 1] * b, AT)
+            d = v.sum(1, keepdim=True)
+            if t >= wait_from:
+                b = torch.where(done[t], binit, v.div_(d))
+                bhat[t] = b
+            else:
+                b = torch.div(v, d, out=bhat[t])
+            logd[t] = d
+        bhat = bhat.transpose(0, 1)
+        logd = torch.cat(logd, 1)
+    inc = logd.log()
     inc[:, :-1] += mx[:, 1:]
     inc = torch.where(done[:, :, 0].T, torch.zeros_like(inc), inc)
     scale = inc.flip(1).cumsum(1).flip(1) + f.sum().log()
@@ -299,10 +348,48 @@ def viterbi(log_b: torch.Tensor, lengths: torch.Tensor, log_pi: torch.Tensor, lo
     """
     lb, lengths, mask, lpi, lA, lfin = _prepare(log_b, lengths, log_pi, log_A, log_final)
     B, T, S = lb.shape
+    wait_from = int(lengths.min())
+    if _small(lb):
+        D = np.empty((T, B, S))
+        lbt = lb.transpose(0, 1).numpy()
+        with np.errstate(invalid="ignore"):
+            _np_viterbi(D, lbt, lpi.numpy(), lA.numpy(), (~mask.T).numpy()[..., None], wait_from)
+        delta = torch.from_numpy(D[T - 1])
+    else:
+        deltas = _torch_viterbi(lb, mask, lpi, lA, wait_from)
+        delta = deltas[T - 1]
+        D = deltas.cpu().numpy()
+    end = delta + (lfin if lfin is not None else 0.0)
+    score, last = end.max(1)
+    n = lengths.cpu().numpy()
+    lAn = lA.cpu().numpy()
+    if B * T * S * S <= _BACKPOINTER_ELEMENTS:
+        path = _backtrace_vectorised(D, lAn, n, last.cpu().numpy())
+    else:
+        path = _backtrace(D, lAn, n, last.cpu().numpy())
+    return score.to(lb.device), torch.from_numpy(path).to(lb.device)
+
+
+def _np_viterbi(D, lbt, lpi, lA, frozen, wait_from):
+    """Max-plus recursion over few states in numpy: the max over predecessors unrolled."""
+    T, B, S = D.shape
+    np.add(lpi, lbt[0], out=D[0])
+    cand = np.empty((B, S))
+    for t in range(1, T):
+        prev, new = D[t - 1], D[t]
+        np.add(prev[:, 0:1], lA[0], out=new)
+        for i in range(1, S):
+            np.maximum(new, np.add(prev[:, i:i + 1], lA[i], out=cand), out=new)
+        new += lbt[t]
+        if t >= wait_from:
+            np.copyto(new, prev, where=frozen[t])
+
+
+def _torch_viterbi(lb, mask, lpi, lA, wait_from):
+    B, T, S = lb.shape
     lbt = lb.transpose(0, 1).contiguous()
     deltas = torch.empty(T, B, S, dtype=_F64, device=lb.device)
     active = mask.T[..., None]  # [T, B, 1]
-    wait_from = int(lengths.min())
     buf = torch.empty(B, S, S, dtype=_F64, device=lb.device)
     delta = torch.add(lpi, lbt[0], out=deltas[0])
     for t in range(1, T):
@@ -311,12 +398,13 @@ def viterbi(log_b: torch.Tensor, lengths: torch.Tensor, log_pi: torch.Tensor, lo
         new = torch.amax(torch.add(delta[:, :, None], lA, out=buf), 1).add_(lbt[t])
         delta = torch.where(active[t], new, delta) if t >= wait_from else new
         deltas[t] = delta
-    end = delta + (lfin if lfin is not None else 0.0)
-    score, last = end.max(1)
-    D = deltas.cpu().numpy()
-    lAT = lA.T.contiguous().cpu().numpy()
-    n = lengths.cpu().numpy()
-    cur = last.cpu().numpy()
+    return deltas
+
+
+def _backtrace(D, lA, n, cur):
+    """Best paths ``[B, T]`` (-1 past each length) from the best scores ``D [T, B, S]``."""
+    T, B, S = D.shape
+    lAT = np.ascontiguousarray(lA.T)
     path = np.full((B, T), -1, dtype=np.int64)
     for t in range(T - 1, -1, -1):
         live = t <= n - 1
@@ -324,4 +412,38 @@ def viterbi(log_b: torch.Tensor, lengths: torch.Tensor, log_pi: torch.Tensor, lo
         if t:
             prev = (D[t - 1] + lAT[cur]).argmax(1)
             cur = np.where(live, prev, cur)
-    return score, torch.from_numpy(path).to(lb.device)
+    return path
+
+
+def _best_predecessors(D, lA):
+    """``argmax_i D[..., i] + lA[i, j]`` (lowest ``i`` on ties) for every ``j``: ``[..., S]``."""
+    S = lA.shape[0]
+    if S > _NUMPY_MAX_STATES:
+        return (D[..., :, None] + lA).argmax(-2)
+    best = D[..., 0:1] + lA[0]
+    idx = np.zeros(best.shape, dtype=np.int64)
+    for i in range(1, S):
+        cand = D[..., i:i + 1] + lA[i]
+        better = cand > best
+        idx[better] = i
+        np.maximum(best, cand, out=best)
+    return idx
+
+
+def _backtrace_vectorised(D, lA, n, cur):
+    """:func:`_backtrace` with every frame's backpointers from one ``[T-1, B, S, S]`` argmax, so the
+    per-frame work is one lookup; frames past a length point each state to itself."""
+    T, B, S = D.shape
+    base = np.arange(B) * S
+    path = np.empty((T, B), dtype=np.int64)
+    path[T - 1] = cur + base  # flat indices b * S + state while chasing the pointers
+    if T > 1:
+        bp = _best_predecessors(D[:-1], lA)  # [T-1, B, S]: the best predecessor of each state
+        bp[np.arange(1, T)[:, None] > (n - 1)[None, :]] = np.arange(S)
+        bp = (bp + base[:, None]).reshape(T - 1, B * S)
+        for t in range(T - 1, 0, -1):
+            path[t - 1] = bp[t - 1][path[t]]
+    path -= base
+    path = np.ascontiguousarray(path.T)
+    path[np.arange(T)[None, :] > (n - 1)[:, None]] = -1
+    return path
