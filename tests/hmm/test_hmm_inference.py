@@ -123,3 +123,34 @@ def test_numpy_frame_loops_equal_the_torch_ones(monkeypatch, fin):
         torch.testing.assert_close(x, y, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(small[1][0], big[1][0], rtol=0, atol=0)
     assert small[1][1].tolist() == big[1][1].tolist()
+
+
+def test_sparse_viterbi_equals_dense_on_a_phone_loop_with_extra_arcs(monkeypatch):
+    from voxa.hmm import inference
+
+    g = torch.Generator().manual_seed(1)
+    n_ph, per = 10, 3
+    S = n_ph * per
+    A = torch.zeros(S, S, dtype=torch.float64)
+    for i in range(S):
+        A[i, i] = 1.0
+        if i % per < per - 1:
+            A[i, i + 1] = 1.0
+        else:
+            A[i, ::per] = 1.0
+    A[3, 17] = A[20, 5] = A[29, 0] = 1.0  # a few arcs off the pattern
+    A *= torch.rand(S, S, generator=g, dtype=torch.float64) + 0.1
+    log_A = (A / A.sum(1, keepdim=True)).log()
+    log_pi = torch.full((S,), -math.inf, dtype=torch.float64)
+    log_pi[::per] = -math.log(n_ph)
+    log_fin = torch.full((S,), -math.inf, dtype=torch.float64)
+    log_fin[per - 1::per] = 0.0
+    lb = torch.randn(4, 40, S, generator=g, dtype=torch.float64) * 3
+    lengths = torch.tensor([40, 33, 1, 12])
+    assert inference._sparse_plan(log_A) is not None
+    for fin in (None, log_fin):
+        sparse = viterbi(lb, lengths, log_pi, log_A, fin)
+        monkeypatch.setattr(inference, "_SPARSE_VITERBI", False)
+        dense = viterbi(lb, lengths, log_pi, log_A, fin)
+        monkeypatch.setattr(inference, "_SPARSE_VITERBI", True)
+        assert torch.equal(sparse[0], dense[0]) and torch.equal(sparse[1], dense[1])

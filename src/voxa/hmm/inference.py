@@ -39,6 +39,7 @@ from voxa.errors import VoxaError
 
 _F64 = torch.float64
 _NUMPY_MAX_STATES = 8  # recursions over at most this many states run their frame loop in numpy
+_SPARSE_VITERBI = True  # max over the finite predecessors only when most transitions are impossible
 _BACKPOINTER_ELEMENTS = 1 << 22  # a Viterbi batch this small backtraces from all backpointers at once
 
 
@@ -358,7 +359,7 @@ def viterbi(log_b: torch.Tensor, lengths: torch.Tensor, log_pi: torch.Tensor, lo
     else:
         deltas = _torch_viterbi(lb, mask, lpi, lA, wait_from)
         delta = deltas[T - 1]
-        D = deltas.cpu().numpy()
+        D = np.ascontiguousarray(deltas.cpu().numpy())
     end = delta + (lfin if lfin is not None else 0.0)
     score, last = end.max(1)
     n = lengths.cpu().numpy()
@@ -385,20 +386,74 @@ def _np_viterbi(D, lbt, lpi, lA, frozen, wait_from):
             np.copyto(new, prev, where=frozen[t])
 
 
+def _sparse_plan(lA: torch.Tensor, max_sparse: int = 4):
+    """How to run the max over predecessors of a mostly impossible transition matrix, or ``None``.
+
+    Every destination state gathers its own score and those of its few (``<= max_sparse``) other
+    finite predecessors, ``[S, K]`` indices and weights (``-inf`` padding); the states with more
+    (a phone loop's entries) take a dense max over the sources that reach any of them (its exits),
+    one ``[|J|, |I|]`` block. Both see exactly the candidates ``delta_i + log_A[i, j]`` the dense max
+    sees, less the impossible ones, so the maxima are bitwise the same.
+    """
+    S = lA.shape[0]
+    if S < 16:
+        return None
+    fin = lA > -math.inf
+    off = fin & ~torch.eye(S, dtype=torch.bool, device=lA.device)
+    indeg = off.sum(0)
+    dense = indeg > max_sparse
+    J = torch.nonzero(dense).flatten()
+    I = torch.nonzero(off[:, dense].any(1)).flatten()
+    K = 1 + int(indeg[~dense].max()) if bool((~dense).any()) else 1
+    if S * K + I.numel() * J.numel() > S * S // 4:
+        return None
+    idx = torch.arange(S, device=lA.device)[:, None].repeat(1, K)
+    w = torch.full((S, K), -math.inf, dtype=lA.dtype, device=lA.device)
+    w[:, 0] = lA.diagonal()
+    sparse_cols = (~dense).nonzero().flatten().tolist()
+    offn = off.cpu().numpy()
+    for j in sparse_cols:
+        src = torch.from_numpy(np.nonzero(offn[:, j])[0]).to(lA.device)
+        idx[j, 1:1 + src.numel()] = src
+        w[j, 1:1 + src.numel()] = lA[src, j]
+    block = lA[I][:, J].T.contiguous()  # [|J|, |I|]
+    return idx.flatten(), w, I, J, block
+
+
 def _torch_viterbi(lb, mask, lpi, lA, wait_from):
+    """Best scores ``[T, B, S]``; the recursion runs state-major (``[S, B]`` per frame), so gathering
+    states copies whole rows and each max reduces over rows of contiguous utterances."""
     B, T, S = lb.shape
-    lbt = lb.transpose(0, 1).contiguous()
-    deltas = torch.empty(T, B, S, dtype=_F64, device=lb.device)
-    active = mask.T[..., None]  # [T, B, 1]
-    buf = torch.empty(B, S, S, dtype=_F64, device=lb.device)
-    delta = torch.add(lpi, lbt[0], out=deltas[0])
+    lbt = lb.permute(1, 2, 0).contiguous()  # [T, S, B]
+    deltas = torch.empty(T, S, B, dtype=_F64, device=lb.device)
+    active = mask.T[:, None, :]  # [T, 1, B]
+    plan = _sparse_plan(lA) if _SPARSE_VITERBI else None
+    if plan is None:
+        lA3 = lA[:, :, None]
+        buf = torch.empty(S, S, B, dtype=_F64, device=lb.device)
+    else:
+        idx, w, I, J, block = plan
+        K = w.shape[1]
+        w = w[:, :, None]
+        block = block[:, :, None]
+        gbuf = torch.empty(S * K, B, dtype=_F64, device=lb.device)
+        bbuf = torch.empty(J.numel(), I.numel(), B, dtype=_F64, device=lb.device)
+    delta = torch.add(lpi[:, None], lbt[0], out=deltas[0])
     for t in range(1, T):
         # Only the best scores here; the argmax is taken for the one chosen state per frame during
         # the backtrace, which is S times less work than keeping every backpointer.
-        new = torch.amax(torch.add(delta[:, :, None], lA, out=buf), 1).add_(lbt[t])
+        if plan is None:
+            new = torch.amax(torch.add(delta[:, None, :], lA3, out=buf), 0)
+        else:
+            g = torch.index_select(delta, 0, idx, out=gbuf).view(S, K, B).add_(w)
+            new = g.amax(1) if K > 1 else g[:, 0].clone()
+            if J.numel():
+                blk = torch.add(delta.index_select(0, I)[None], block, out=bbuf).amax(1)
+                new.index_copy_(0, J, torch.maximum(new.index_select(0, J), blk))
+        new.add_(lbt[t])
         delta = torch.where(active[t], new, delta) if t >= wait_from else new
         deltas[t] = delta
-    return deltas
+    return deltas.transpose(1, 2)
 
 
 def _backtrace(D, lA, n, cur):
