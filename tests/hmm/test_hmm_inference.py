@@ -154,3 +154,16 @@ def test_sparse_viterbi_equals_dense_on_a_phone_loop_with_extra_arcs(monkeypatch
         dense = viterbi(lb, lengths, log_pi, log_A, fin)
         monkeypatch.setattr(inference, "_SPARSE_VITERBI", True)
         assert torch.equal(sparse[0], dense[0]) and torch.equal(sparse[1], dense[1])
+
+
+def test_likelihood_only_pass_equals_forward_also_where_paths_underflow():
+    from voxa.hmm.inference import _loglik
+
+    topo = Topology.left_to_right(3)
+    lb = torch.zeros(2, 6, 3, dtype=torch.float64)
+    lb[:, :, 1:] = -1000.0
+    lb[:, 3:] = torch.tensor([-5000.0, -5000.0, 0.0])
+    lb[1] = torch.randn(6, 3, dtype=torch.float64)
+    for args in [(lb, torch.tensor([6, 4]), topo.log_pi, topo.log_A),
+                 (LB, LENGTHS, LOG_PI, LOG_A, LOG_FIN), (LB, LENGTHS, LOG_PI, LOG_A)]:
+        torch.testing.assert_close(_loglik(*args), forward(*args)[0], rtol=1e-12, atol=1e-12)

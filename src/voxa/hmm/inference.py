@@ -131,8 +131,7 @@ def _fast_forward(E, mx, lpi, lA):
         with np.errstate(all="ignore"):  # as torch: a frame that lost every path gives NaN, detected later
             _np_forward(a, An, Et, ah, c, ones)
         ahat = torch.from_numpy(ah).transpose(0, 1)
-        scale = (torch.from_numpy(c[:, :, 0]).T.log() + mx).cumsum(1)
-        return ahat, ahat.log() + scale[..., None], scale
+        return ahat, (torch.from_numpy(c[:, :, 0]).T.log() + mx).cumsum(1)
     Et = E.transpose(0, 1).contiguous()  # [T, B, S]: each frame's rows contiguous for the product
     ahat = torch.empty(T, B, S, dtype=_F64, device=E.device)
     logc = []
@@ -144,8 +143,7 @@ def _fast_forward(E, mx, lpi, lA):
         a = torch.div(a, c, out=ahat[t])
         logc.append(c)
     ahat = ahat.transpose(0, 1)
-    scale = (torch.cat(logc, 1).log() + mx).cumsum(1)  # log of what each frame's alphas were divided by
-    return ahat, ahat.log() + scale[..., None], scale
+    return ahat, (torch.cat(logc, 1).log() + mx).cumsum(1)  # log of what each frame's alphas were divided by
 
 
 def _fast_backward(E, mx, lengths, lA, lfin):
@@ -189,25 +187,40 @@ def _fast_backward(E, mx, lengths, lA, lfin):
     return bhat, bhat.log() + scale[..., None], scale
 
 
-def _lost_forward(la, lb, mask, lpi, lA):
-    """Utterances ``[B]`` whose fast forward lost a path (an impossible state a possible one reaches)."""
-    fin = la > -math.inf  # NaN (a frame that lost every path) counts as not finite
-    reach = torch.empty_like(fin)
-    reach[:, 0] = (lpi > -math.inf)[None]
-    reach[:, 1:] = (fin[:, :-1].to(_F64) @ (lA > -math.inf).to(_F64)) > 0
-    return ((~fin) & reach & (lb > -math.inf) & mask[..., None]).any(2).any(1)
+def _lost_forward(fin, lb, mask, lpi, lA):
+    """Utterances ``[B]`` whose fast forward lost a path (an impossible state a possible one reaches).
+
+    ``fin [B, T, S]``: where the fast alphas are positive (NaN, a frame that lost every path, is
+    not). Reachability is computed only for the frames that hold an impossible state with a finite
+    emission (typically just a few), not for the whole batch.
+    """
+    cand = (~fin) & (lb > -math.inf) & mask[..., None]
+    lost = torch.zeros(fin.shape[0], dtype=torch.bool, device=fin.device)
+    rows = cand.any(2)
+    if not bool(rows.any()):
+        return lost
+    b, t = torch.nonzero(rows, as_tuple=True)
+    prev = fin[b, (t - 1).clamp_min(0)].to(_F64)
+    reach = (prev @ (lA > -math.inf).to(_F64)) > 0
+    reach = torch.where((t == 0)[:, None], (lpi > -math.inf)[None], reach)
+    return lost.index_fill_(0, b[(cand[b, t] & reach).any(1)], True)
 
 
 def _lost_backward(lbeta, lb, mask, lengths, lA, lfin):
     T = lb.shape[1]
     fin = lbeta > -math.inf
-    reach = torch.zeros_like(fin)
-    nxt = (fin[:, 1:] & (lb[:, 1:] > -math.inf)).to(_F64)
-    reach[:, :-1] = (nxt @ (lA > -math.inf).to(_F64).T) > 0
-    last = torch.arange(T, device=lb.device)[None, :] == (lengths - 1)[:, None]
+    cand = (~fin) & mask[..., None]
+    lost = torch.zeros(fin.shape[0], dtype=torch.bool, device=fin.device)
+    rows = cand.any(2)
+    if not bool(rows.any()):
+        return lost
+    b, t = torch.nonzero(rows, as_tuple=True)
+    tn = (t + 1).clamp_max(T - 1)
+    nxt = (fin[b, tn] & (lb[b, tn] > -math.inf)).to(_F64)
+    reach = (nxt @ (lA > -math.inf).to(_F64).T) > 0
     end = (lfin > -math.inf) if lfin is not None else torch.ones_like(fin[0, 0])
-    reach = torch.where(last[..., None], end.expand_as(reach), reach)
-    return ((~fin) & reach & mask[..., None]).any(2).any(1)
+    reach = torch.where((t == lengths[b] - 1)[:, None], end.expand_as(reach), reach)
+    return lost.index_fill_(0, b[(cand[b, t] & reach).any(1)], True)
 
 
 # ------------------------------------------------------------------------------------ exact passes
@@ -236,18 +249,29 @@ def _log_backward(lb, lengths, lA, lfin):
 
 
 # ------------------------------------------------------------------------------------------ public
-def _forward(lb, lengths, mask, lpi, lA, lfin):
+def _forward(lb, lengths, mask, lpi, lA, lfin, need_la=True):
+    """``(loglik, log alpha or None, lost, fast-pass tensors)``; ``need_la=False``: the likelihoods only."""
     E, mx = _shifted(lb)
-    ahat, la, scale = _fast_forward(E, mx, lpi, lA)
-    end = _last(la, lengths) + (lfin if lfin is not None else 0.0)
-    loglik = _lse(end, 1)
-    lost = _lost_forward(la, lb, mask, lpi, lA) | torch.isnan(loglik)
+    ahat, scale = _fast_forward(E, mx, lpi, lA)
+    fin = ahat > 0
+    end = _last(ahat, lengths).log() + _last(scale[..., None], lengths)
+    loglik = _lse(end + (lfin if lfin is not None else 0.0), 1)
+    lost = _lost_forward(fin, lb, mask, lpi, lA) | torch.isnan(loglik)
+    la = ahat.log() + scale[..., None] if need_la else None
     if bool(lost.any()):
-        la = la.clone()
-        la[lost] = _log_forward(lb[lost], lpi, lA)
-        end = _last(la, lengths) + (lfin if lfin is not None else 0.0)
-        loglik = _lse(end, 1)
+        la_lost = _log_forward(lb[lost], lpi, lA)
+        end = _last(la_lost, lengths[lost]) + (lfin if lfin is not None else 0.0)
+        loglik = loglik.clone()
+        loglik[lost] = _lse(end, 1)
+        if la is not None:
+            la[lost] = la_lost
     return loglik, la, lost, (E, mx, ahat, scale)
+
+
+def _loglik(log_b, lengths, log_pi, log_A, log_final=None) -> torch.Tensor:
+    """The log-likelihoods ``[B]`` of :func:`forward` without its ``[B, T, S]`` log alphas."""
+    lb, lengths, mask, lpi, lA, lfin = _prepare(log_b, lengths, log_pi, log_A, log_final)
+    return _forward(lb, lengths, mask, lpi, lA, lfin, need_la=False)[0]
 
 
 def forward(log_b: torch.Tensor, lengths: torch.Tensor, log_pi: torch.Tensor, log_A: torch.Tensor,

@@ -253,10 +253,10 @@ class _BaseHMM:
     def score(self, X, lengths=None) -> float:
         """Total log-likelihood ``log P(X)`` of all sequences (forward algorithm)."""
         X, lengths = self._prep(X, lengths)
-        from voxa.hmm.inference import forward
+        from voxa.hmm.inference import _loglik
 
         log_b, _ = self._log_b(X, lengths)
-        return float(forward(log_b, lengths, *self._logs())[0].sum())
+        return float(_loglik(log_b, lengths, *self._logs()).sum())
 
     def score_samples(self, X, lengths=None) -> tuple[float, torch.Tensor]:
         """``(total log-likelihood, posteriors [N, S])`` (hmmlearn's ``score_samples``)."""
