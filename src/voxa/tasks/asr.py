@@ -293,7 +293,8 @@ def evaluate_sets(system: AsrSystem, tests: dict[str, Sequence[Record]], cfg: As
 def alignment_score(system: AsrSystem, records: Sequence[Record], feats: dict[str, torch.Tensor],
                     cfg: AsrConfig, tolerance: float = 0.02) -> dict[str, Any]:
     """Forced-align ``records`` to their transcripts and score the phone boundaries against the
-    hand labels in ``extra.phones`` (share within ``tolerance`` seconds, silences left out)."""
+    hand labels in ``extra.phones`` (share within ``tolerance`` seconds, silences left out): ``share``
+    with boundaries at frame centres, ``share_frame_start`` with Kaldi's CTM times (frame starts)."""
     from voxa.asr.align import build_chain
     from voxa.asr.training import align_utterances, best_pron
     from voxa.metrics.boundaries import boundary_accuracy
@@ -304,16 +305,25 @@ def alignment_score(system: AsrSystem, records: Sequence[Record], feats: dict[st
               for k, v in texts.items()}
     ali = align_utterances(system.am, feats, chains)
     by_id = {r.id: r for r in records}
-    within = total = 0
     sil = system.am.silence
-    for k, a in ali.items():
-        hyp = [(s0, s1, p.lower()) for s0, s1, p in a.phone_segments(system.am, FRAME_SHIFT) if p != sil]
-        ref = _ref_segments(by_id[k], cfg.phone_fold)
-        res = boundary_accuracy(ref, hyp, tolerance)
-        within += res["within"]
-        total += res["total"]
-    return {"within": int(within), "boundaries": int(total), "share": round(within / max(total, 1), 4),
-            "tolerance_s": tolerance, "utterances": len(ali)}
+    # frame k covers [k s, k s + L] (snip-edges framing): Kaldi's CTM times say k s; the frame-centre
+    # convention puts a boundary between frames k-1 and k at k s + (L - s) / 2
+    length = float(cfg.features.options.get("frame_length_ms", 25.0)) / 1000.0
+    offsets = {"share": (length - FRAME_SHIFT) / 2.0, "share_frame_start": 0.0}
+    out: dict[str, Any] = {"tolerance_s": tolerance, "utterances": len(ali),
+                           "frame_centre_offset_s": offsets["share"]}
+    for name, off in offsets.items():
+        within = total = 0
+        for k, a in ali.items():
+            hyp = [(s0 + off, s1 + off, p.lower()) for s0, s1, p in a.phone_segments(system.am, FRAME_SHIFT)
+                   if p != sil]
+            res = boundary_accuracy(_ref_segments(by_id[k], cfg.phone_fold), hyp, tolerance)
+            within += res["within"]
+            total += res["total"]
+        out[name] = round(within / max(total, 1), 4)
+        if name == "share":
+            out["within"], out["boundaries"] = int(within), int(total)
+    return out
 
 
 def _ref_segments(r: Record, fold: str | None) -> list[tuple[float, float, str]]:
