@@ -1,0 +1,34 @@
+"""The yes/no recipe end to end on a synthetic corpus laid out as Kaldi's waves_yesno."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from voxa.errors import ConfigError
+from voxa.tasks.recipe import load_recipe, run_recipe
+
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+def test_yesno_recipe_writes_wer_per_system_and_grammar(tmp_path) -> None:
+    from voxa.data.synthetic_speech import make_yesno_corpus
+
+    make_yesno_corpus(tmp_path / "data" / "yesno", n_files=16, voices=("en", "en+f3", "en+m3"))
+    res = run_recipe(RECIPES / "yesno" / "asr_mono.yaml", data_root=str(tmp_path / "data"),
+                     exp=str(tmp_path / "exp"),
+                     overrides=["mono.num_iters=10", "mono.max_gaussians=60", "mono.mixup_iters=8"])
+    saved = json.loads((tmp_path / "exp" / "results.json").read_text())
+    assert saved["sets"]["test"]["loop"]["ref_words"] == 7 * 8
+    assert saved["wer"] == res["wer"] <= 5.0
+    assert "loop" in res.table and "%WER" in res.table
+    assert (tmp_path / "exp" / "mono.mdl.safetensors").is_file()
+
+
+def test_asr_recipe_refuses_an_unknown_system(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="systems"):
+        load_recipe(RECIPES / "asterisk" / "asr_en.yaml", overrides=["systems=[mono, quadphone]"])
