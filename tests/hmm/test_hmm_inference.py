@@ -125,7 +125,8 @@ def test_numpy_frame_loops_equal_the_torch_ones(monkeypatch, fin):
     assert small[1][1].tolist() == big[1][1].tolist()
 
 
-def test_sparse_viterbi_equals_dense_on_a_phone_loop_with_extra_arcs(monkeypatch):
+@pytest.mark.parametrize("tied", [False, True])
+def test_sparse_viterbi_equals_dense_on_a_phone_loop_with_extra_arcs(monkeypatch, tied):
     from voxa.hmm import inference
 
     g = torch.Generator().manual_seed(1)
@@ -138,8 +139,12 @@ def test_sparse_viterbi_equals_dense_on_a_phone_loop_with_extra_arcs(monkeypatch
             A[i, i + 1] = 1.0
         else:
             A[i, ::per] = 1.0
-    A[3, 17] = A[20, 5] = A[29, 0] = 1.0  # a few arcs off the pattern
-    A *= torch.rand(S, S, generator=g, dtype=torch.float64) + 0.1
+    if tied:  # a uniform loop back: each exit's arcs into the phone entries all weigh the same
+        A *= (torch.rand(S, 1, generator=g, dtype=torch.float64) + 0.1)
+        A[torch.arange(S), torch.arange(S)] = 0.7
+    else:
+        A[3, 17] = A[20, 5] = A[29, 0] = 1.0  # a few arcs off the pattern
+        A *= torch.rand(S, S, generator=g, dtype=torch.float64) + 0.1
     log_A = (A / A.sum(1, keepdim=True)).log()
     log_pi = torch.full((S,), -math.inf, dtype=torch.float64)
     log_pi[::per] = -math.log(n_ph)

@@ -44,8 +44,9 @@ _BACKPOINTER_ELEMENTS = 1 << 22  # a Viterbi batch this small backtraces from al
 
 
 # ------------------------------------------------------------------------------------------- checks
-def _prepare(log_b, lengths, log_pi, log_A, log_final, dtype=_F64):
-    """Validate shapes; returns ``lb`` (padded frames zeroed), lengths, mask and the parameters."""
+def _prepare(log_b, lengths, log_pi, log_A, log_final, dtype=_F64, fill=True):
+    """Validate shapes; returns ``lb`` (padded frames zeroed; ``fill=False``: ``log_b`` as given),
+    lengths, mask and the parameters."""
     if not isinstance(log_b, torch.Tensor) or log_b.dim() != 3:
         shape = tuple(log_b.shape) if isinstance(log_b, torch.Tensor) else type(log_b).__name__
         raise VoxaError(f"log_b: expected a [B, T, S] tensor, got {shape}")
@@ -72,8 +73,13 @@ def _prepare(log_b, lengths, log_pi, log_A, log_final, dtype=_F64):
         if tuple(lfin.shape) != (S,):
             raise VoxaError(f"log_final: expected [{S}], got {tuple(lfin.shape)}")
     mask = torch.arange(T, device=dev)[None, :] < lengths[:, None]
+    if not fill:
+        return log_b, lengths, mask, lpi, lA, lfin
     # Padded frames may hold anything (NaN included); zeros keep every later product finite.
-    lb = torch.where(mask[..., None], log_b.to(dtype), torch.zeros((), dtype=dtype, device=dev))
+    if B * T and int(lengths.min()) == T:  # nothing padded
+        lb = log_b.to(dtype)
+    else:
+        lb = torch.where(mask[..., None], log_b.to(dtype), torch.zeros((), dtype=dtype, device=dev))
     return lb, lengths, mask, lpi, lA, lfin
 
 
@@ -371,27 +377,31 @@ def viterbi(log_b: torch.Tensor, lengths: torch.Tensor, log_pi: torch.Tensor, lo
         ``(score [B] float64, paths [B, T] int64)``; ``paths`` is ``-1`` at and past each length.
         Ties go to the lowest state index.
     """
-    lb, lengths, mask, lpi, lA, lfin = _prepare(log_b, lengths, log_pi, log_A, log_final)
+    # Padded frames are never read: each utterance's scores stay frozen past its length.
+    lb, lengths, mask, lpi, lA, lfin = _prepare(log_b, lengths, log_pi, log_A, log_final, fill=False)
     B, T, S = lb.shape
     wait_from = int(lengths.min())
-    if _small(lb):
-        D = np.empty((T, B, S))
-        lbt = lb.transpose(0, 1).numpy()
-        with np.errstate(invalid="ignore"):
-            _np_viterbi(D, lbt, lpi.numpy(), lA.numpy(), (~mask.T).numpy()[..., None], wait_from)
-        delta = torch.from_numpy(D[T - 1])
-    else:
-        deltas = _torch_viterbi(lb, mask, lpi, lA, wait_from)
-        delta = deltas[T - 1]
-        D = np.ascontiguousarray(deltas.cpu().numpy())
-    end = delta + (lfin if lfin is not None else 0.0)
-    score, last = end.max(1)
     n = lengths.cpu().numpy()
     lAn = lA.cpu().numpy()
+    if _small(lb):
+        D = np.empty((T, B, S))
+        lbt = lb.transpose(0, 1).to(_F64).numpy()
+        with np.errstate(invalid="ignore"):
+            _np_viterbi(D, lbt, lpi.numpy(), lAn, (~mask.T).numpy()[..., None], wait_from)
+        delta = torch.from_numpy(D[T - 1])
+    else:
+        deltas = _torch_viterbi(lb, mask, lpi, lA, wait_from)  # [T, S, B]
+        delta = deltas[T - 1].T
+        D = deltas.cpu().numpy()
+    end = delta + (lfin if lfin is not None else 0.0)
+    score, last = end.max(1)
+    state_major = not _small(lb)
     if B * T * S * S <= _BACKPOINTER_ELEMENTS:
+        if state_major:
+            D = np.ascontiguousarray(D.transpose(0, 2, 1))
         path = _backtrace_vectorised(D, lAn, n, last.cpu().numpy())
     else:
-        path = _backtrace(D, lAn, n, last.cpu().numpy())
+        path = _backtrace(D if state_major else D.transpose(0, 2, 1), lAn, n, last.cpu().numpy())
     return score.to(lb.device), torch.from_numpy(path).to(lb.device)
 
 
@@ -448,7 +458,7 @@ def _torch_viterbi(lb, mask, lpi, lA, wait_from):
     """Best scores ``[T, B, S]``; the recursion runs state-major (``[S, B]`` per frame), so gathering
     states copies whole rows and each max reduces over rows of contiguous utterances."""
     B, T, S = lb.shape
-    lbt = lb.permute(1, 2, 0).contiguous()  # [T, S, B]
+    lbt = torch.empty(T, S, B, dtype=_F64, device=lb.device).copy_(lb.permute(1, 2, 0))
     deltas = torch.empty(T, S, B, dtype=_F64, device=lb.device)
     active = mask.T[:, None, :]  # [T, 1, B]
     plan = _sparse_plan(lA) if _SPARSE_VITERBI else None
@@ -459,6 +469,8 @@ def _torch_viterbi(lb, mask, lpi, lA, wait_from):
         idx, w, I, J, block = plan
         K = w.shape[1]
         w = w[:, :, None]
+        tied = block[0][:, None] if J.numel() and bool((block == block[:1]).all()) else None
+        tbuf = torch.empty(I.numel(), B, dtype=_F64, device=lb.device)
         block = block[:, :, None]
         gbuf = torch.empty(S * K, B, dtype=_F64, device=lb.device)
         bbuf = torch.empty(J.numel(), I.numel(), B, dtype=_F64, device=lb.device)
@@ -470,26 +482,33 @@ def _torch_viterbi(lb, mask, lpi, lA, wait_from):
             new = torch.amax(torch.add(delta[:, None, :], lA3, out=buf), 0)
         else:
             g = torch.index_select(delta, 0, idx, out=gbuf).view(S, K, B).add_(w)
-            new = g.amax(1) if K > 1 else g[:, 0].clone()
-            if J.numel():
+            if K > 4:
+                new = g.amax(1)
+            else:
+                new = g[:, 0].clone()
+                for k in range(1, K):
+                    torch.maximum(new, g[:, k], out=new)
+            if tied is not None:  # every column of the block the same: one max over its sources
+                blk = torch.add(delta.index_select(0, I), tied, out=tbuf).amax(0)
+                new[J] = torch.maximum(new.index_select(0, J), blk)
+            elif J.numel():
                 blk = torch.add(delta.index_select(0, I)[None], block, out=bbuf).amax(1)
                 new.index_copy_(0, J, torch.maximum(new.index_select(0, J), blk))
         new.add_(lbt[t])
         delta = torch.where(active[t], new, delta) if t >= wait_from else new
         deltas[t] = delta
-    return deltas.transpose(1, 2)
+    return deltas
 
 
 def _backtrace(D, lA, n, cur):
-    """Best paths ``[B, T]`` (-1 past each length) from the best scores ``D [T, B, S]``."""
-    T, B, S = D.shape
-    lAT = np.ascontiguousarray(lA.T)
+    """Best paths ``[B, T]`` (-1 past each length) from the state-major best scores ``D [T, S, B]``."""
+    T, S, B = D.shape
     path = np.full((B, T), -1, dtype=np.int64)
     for t in range(T - 1, -1, -1):
         live = t <= n - 1
         path[live, t] = cur[live]
         if t:
-            prev = (D[t - 1] + lAT[cur]).argmax(1)
+            prev = (D[t - 1] + lA[:, cur]).argmax(0)
             cur = np.where(live, prev, cur)
     return path
 
