@@ -455,48 +455,66 @@ def _sparse_plan(lA: torch.Tensor, max_sparse: int = 4):
 
 
 def _torch_viterbi(lb, mask, lpi, lA, wait_from):
-    """Best scores ``[T, B, S]``; the recursion runs state-major (``[S, B]`` per frame), so gathering
+    """Best scores ``[T, S, B]``; the recursion runs state-major (``[S, B]`` per frame), so gathering
     states copies whole rows and each max reduces over rows of contiguous utterances."""
     B, T, S = lb.shape
-    lbt = torch.empty(T, S, B, dtype=_F64, device=lb.device).copy_(lb.permute(1, 2, 0))
-    deltas = torch.empty(T, S, B, dtype=_F64, device=lb.device)
+    dev = lb.device
+    lbt = torch.empty(T, S, B, dtype=_F64, device=dev).copy_(lb.permute(1, 2, 0))
+    deltas = torch.empty(T, S, B, dtype=_F64, device=dev)
+    dv, lv = deltas.unbind(0), lbt.unbind(0)  # per-frame views made once
     active = mask.T[:, None, :]  # [T, 1, B]
+    torch.add(lpi[:, None], lv[0], out=dv[0])
     plan = _sparse_plan(lA) if _SPARSE_VITERBI else None
     if plan is None:
         lA3 = lA[:, :, None]
-        buf = torch.empty(S, S, B, dtype=_F64, device=lb.device)
+        buf = torch.empty(S, S, B, dtype=_F64, device=dev)
+        for t in range(1, T):
+            # Only the best scores here; the argmax is taken for the one chosen state per frame
+            # during the backtrace, which is S times less work than keeping every backpointer.
+            torch.amax(torch.add(dv[t - 1][:, None, :], lA3, out=buf), 0, out=dv[t]).add_(lv[t])
+            if t >= wait_from:
+                torch.where(active[t], dv[t], dv[t - 1], out=dv[t])
+        return deltas
+    idx, w, I, J, block = plan
+    K, nI, nJ = w.shape[1], I.numel(), J.numel()
+    tied = nJ and bool((block == block[:1]).all())  # every column of the block the same
+    if tied:  # the block's sources are gathered with the sparse candidates, one max over them
+        idx = torch.cat([idx, I])
+        w = torch.cat([w.flatten(), block[0]])
     else:
-        idx, w, I, J, block = plan
-        K = w.shape[1]
-        w = w[:, :, None]
-        tied = block[0][:, None] if J.numel() and bool((block == block[:1]).all()) else None
-        tbuf = torch.empty(I.numel(), B, dtype=_F64, device=lb.device)
-        block = block[:, :, None]
-        gbuf = torch.empty(S * K, B, dtype=_F64, device=lb.device)
-        bbuf = torch.empty(J.numel(), I.numel(), B, dtype=_F64, device=lb.device)
-    delta = torch.add(lpi[:, None], lbt[0], out=deltas[0])
+        w = w.flatten()
+    w = w[:, None]
+    gbuf = torch.empty(idx.numel(), B, dtype=_F64, device=dev)
+    gk = [gbuf[k:S * K:K] for k in range(K)]  # candidate k of every state, [S, B] each
+    gt = gbuf[S * K:]
+    jbuf = torch.empty(nJ, B, dtype=_F64, device=dev)
+    bbuf = torch.empty(nJ, nI, B, dtype=_F64, device=dev)
+    block = block[:, :, None]
+    step = int(J[1] - J[0]) if nJ > 1 else 1
+    as_slice = nJ > 0 and step > 0 and bool((J == J[0] + step * torch.arange(nJ, device=dev)).all())
+    if as_slice:
+        jv = [d[int(J[0])::step][:nJ] for d in dv]
     for t in range(1, T):
-        # Only the best scores here; the argmax is taken for the one chosen state per frame during
-        # the backtrace, which is S times less work than keeping every backpointer.
-        if plan is None:
-            new = torch.amax(torch.add(delta[:, None, :], lA3, out=buf), 0)
+        prev, new = dv[t - 1], dv[t]
+        torch.index_select(prev, 0, idx, out=gbuf).add_(w)
+        if K > 1:
+            torch.maximum(gk[0], gk[1], out=new)
+            for k in range(2, K):
+                torch.maximum(new, gk[k], out=new)
         else:
-            g = torch.index_select(delta, 0, idx, out=gbuf).view(S, K, B).add_(w)
-            if K > 4:
-                new = g.amax(1)
+            new.copy_(gk[0])
+        if nJ:
+            if tied:
+                blk = gt.amax(0)
             else:
-                new = g[:, 0].clone()
-                for k in range(1, K):
-                    torch.maximum(new, g[:, k], out=new)
-            if tied is not None:  # every column of the block the same: one max over its sources
-                blk = torch.add(delta.index_select(0, I), tied, out=tbuf).amax(0)
-                new[J] = torch.maximum(new.index_select(0, J), blk)
-            elif J.numel():
-                blk = torch.add(delta.index_select(0, I)[None], block, out=bbuf).amax(1)
-                new.index_copy_(0, J, torch.maximum(new.index_select(0, J), blk))
-        new.add_(lbt[t])
-        delta = torch.where(active[t], new, delta) if t >= wait_from else new
-        deltas[t] = delta
+                blk = torch.add(prev.index_select(0, I)[None], block, out=bbuf).amax(1)
+            if as_slice:
+                torch.maximum(jv[t], blk, out=jv[t])
+            else:
+                new.index_copy_(0, J, torch.maximum(new.index_select(0, J, out=jbuf), blk, out=jbuf))
+        new.add_(lv[t])
+        if t >= wait_from:
+            torch.where(active[t], new, prev, out=new)
     return deltas
 
 
