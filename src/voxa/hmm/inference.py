@@ -441,15 +441,19 @@ def _sparse_plan(lA: torch.Tensor, max_sparse: int = 4):
     K = 1 + int(indeg[~dense].max()) if bool((~dense).any()) else 1
     if S * K + I.numel() * J.numel() > S * S // 4:
         return None
-    idx = torch.arange(S, device=lA.device)[:, None].repeat(1, K)
-    w = torch.full((S, K), -math.inf, dtype=lA.dtype, device=lA.device)
-    w[:, 0] = lA.diagonal()
-    sparse_cols = (~dense).nonzero().flatten().tolist()
-    offn = off.cpu().numpy()
-    for j in sparse_cols:
-        src = torch.from_numpy(np.nonzero(offn[:, j])[0]).to(lA.device)
-        idx[j, 1:1 + src.numel()] = src
-        w[j, 1:1 + src.numel()] = lA[src, j]
+    lAn, denn = lA.cpu().numpy(), dense.cpu().numpy()
+    idx = np.repeat(np.arange(S)[:, None], K, 1)
+    w = np.full((S, K), -math.inf)
+    w[:, 0] = np.diagonal(lAn)
+    cols = np.nonzero(~denn)[0]
+    sub = off.cpu().numpy().T[cols]  # [sparse destinations, sources]
+    r, c = np.nonzero(sub)  # grouped by destination, sources ascending
+    counts = sub.sum(1)
+    pos = np.arange(r.size) - np.repeat(np.cumsum(counts) - counts, counts)
+    idx[cols[r], 1 + pos] = c
+    w[cols[r], 1 + pos] = lAn[c, cols[r]]
+    idx = torch.from_numpy(idx).to(lA.device)
+    w = torch.from_numpy(w).to(lA.device, lA.dtype)
     block = lA[I][:, J].T.contiguous()  # [|J|, |I|]
     return idx.flatten(), w, I, J, block
 
@@ -493,7 +497,7 @@ def _torch_viterbi(lb, mask, lpi, lA, wait_from):
     step = int(J[1] - J[0]) if nJ > 1 else 1
     as_slice = nJ > 0 and step > 0 and bool((J == J[0] + step * torch.arange(nJ, device=dev)).all())
     if as_slice:
-        jv = [d[int(J[0])::step][:nJ] for d in dv]
+        jv = deltas[:, int(J[0])::step][:, :nJ].unbind(0)
     for t in range(1, T):
         prev, new = dv[t - 1], dv[t]
         torch.index_select(prev, 0, idx, out=gbuf).add_(w)
@@ -521,14 +525,19 @@ def _torch_viterbi(lb, mask, lpi, lA, wait_from):
 def _backtrace(D, lA, n, cur):
     """Best paths ``[B, T]`` (-1 past each length) from the state-major best scores ``D [T, S, B]``."""
     T, S, B = D.shape
-    path = np.full((B, T), -1, dtype=np.int64)
+    lAT = np.ascontiguousarray(lA.T)
+    path = np.full((T, B), -1, dtype=np.int64)
+    ragged = bool((n != T).any())
     for t in range(T - 1, -1, -1):
-        live = t <= n - 1
-        path[live, t] = cur[live]
+        if ragged:
+            live = t <= n - 1
+            path[t, live] = cur[live]
+        else:
+            path[t] = cur
         if t:
-            prev = (D[t - 1] + lA[:, cur]).argmax(0)
-            cur = np.where(live, prev, cur)
-    return path
+            prev = (D[t - 1] + lAT[cur].T).argmax(0)
+            cur = np.where(live, prev, cur) if ragged else prev
+    return np.ascontiguousarray(path.T)
 
 
 def _best_predecessors(D, lA):
