@@ -95,9 +95,13 @@ def _lse(x: torch.Tensor, dim: int) -> torch.Tensor:
 # ------------------------------------------------------------------------------------- fast passes
 def _shifted(lb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``E = exp(lb - mx)`` and the per-frame maximum ``mx [B, T]`` (0 where every state is -inf)."""
+    B, T, S = lb.shape
     mx = lb.amax(-1)
     mx = torch.where(torch.isfinite(mx), mx, torch.zeros_like(mx))
-    return (lb - mx[..., None]).exp(), mx
+    # stored time-major ([T, B, S] memory, a [B, T, S] view): the frame loops read it frame by frame
+    Et = torch.sub(lb.transpose(0, 1), mx.T[..., None], out=torch.empty(T, B, S, dtype=lb.dtype,
+                                                                         device=lb.device))
+    return Et.exp_().transpose(0, 1), mx
 
 
 def _small(x: torch.Tensor) -> bool:
@@ -129,7 +133,7 @@ def _fast_forward(E, mx, lpi, lA):
     B, T, S = E.shape
     A = lA.exp()
     if _small(E):
-        Et, An = E.transpose(0, 1).numpy().copy(), A.numpy()  # [T, B, S]
+        Et, An = np.ascontiguousarray(E.transpose(0, 1).numpy()), A.numpy()  # [T, B, S]
         ah = np.empty((T, B, S))
         c = np.empty((T, B, 1))
         ones = np.ones((S, 1))
@@ -160,7 +164,7 @@ def _fast_backward(E, mx, lengths, lA, lfin):
     done = (torch.arange(T, device=E.device)[:, None] >= (lengths - 1)[None, :])[..., None]  # [T, B, 1]
     wait_from = int(lengths.min()) - 1  # frames at or past this hold a finished utterance somewhere
     if _small(E):
-        Et, ATn, bi, dn = E.transpose(0, 1).numpy().copy(), AT.numpy(), binit.numpy(), done.numpy()
+        Et, ATn, bi, dn = np.ascontiguousarray(E.transpose(0, 1).numpy()), AT.numpy(), binit.numpy(), done.numpy()
         bh = np.empty((T, B, S))
         d = np.ones((T, B, 1))
         ones = np.ones((S, 1))
@@ -200,33 +204,31 @@ def _lost_forward(fin, lb, mask, lpi, lA):
     not). Reachability is computed only for the frames that hold an impossible state with a finite
     emission (typically just a few), not for the whole batch.
     """
-    cand = (~fin) & (lb > -math.inf) & mask[..., None]
     lost = torch.zeros(fin.shape[0], dtype=torch.bool, device=fin.device)
-    rows = cand.any(2)
-    if not bool(rows.any()):
+    b, t = torch.nonzero(~fin.all(2), as_tuple=True)  # the frames holding an impossible state
+    if not b.numel():
         return lost
-    b, t = torch.nonzero(rows, as_tuple=True)
+    cand = (~fin[b, t]) & (lb[b, t] > -math.inf) & mask[b, t, None]
     prev = fin[b, (t - 1).clamp_min(0)].to(_F64)
     reach = (prev @ (lA > -math.inf).to(_F64)) > 0
     reach = torch.where((t == 0)[:, None], (lpi > -math.inf)[None], reach)
-    return lost.index_fill_(0, b[(cand[b, t] & reach).any(1)], True)
+    return lost.index_fill_(0, b[(cand & reach).any(1)], True)
 
 
 def _lost_backward(lbeta, lb, mask, lengths, lA, lfin):
     T = lb.shape[1]
     fin = lbeta > -math.inf
-    cand = (~fin) & mask[..., None]
     lost = torch.zeros(fin.shape[0], dtype=torch.bool, device=fin.device)
-    rows = cand.any(2)
-    if not bool(rows.any()):
+    b, t = torch.nonzero(~fin.all(2), as_tuple=True)
+    if not b.numel():
         return lost
-    b, t = torch.nonzero(rows, as_tuple=True)
+    cand = (~fin[b, t]) & mask[b, t, None]
     tn = (t + 1).clamp_max(T - 1)
     nxt = (fin[b, tn] & (lb[b, tn] > -math.inf)).to(_F64)
     reach = (nxt @ (lA > -math.inf).to(_F64).T) > 0
     end = (lfin > -math.inf) if lfin is not None else torch.ones_like(fin[0, 0])
     reach = torch.where((t == lengths[b] - 1)[:, None], end.expand_as(reach), reach)
-    return lost.index_fill_(0, b[(cand[b, t] & reach).any(1)], True)
+    return lost.index_fill_(0, b[(cand & reach).any(1)], True)
 
 
 # ------------------------------------------------------------------------------------ exact passes
