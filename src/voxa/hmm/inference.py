@@ -194,7 +194,7 @@ def _fast_backward(E, mx, lengths, lA, lfin):
     inc[:, :-1] += mx[:, 1:]
     inc = torch.where(done[:, :, 0].T, torch.zeros_like(inc), inc)
     scale = inc.flip(1).cumsum(1).flip(1) + f.sum().log()
-    return bhat, bhat.log() + scale[..., None], scale
+    return bhat, scale
 
 
 def _lost_forward(fin, lb, mask, lpi, lA):
@@ -215,9 +215,9 @@ def _lost_forward(fin, lb, mask, lpi, lA):
     return lost.index_fill_(0, b[(cand & reach).any(1)], True)
 
 
-def _lost_backward(lbeta, lb, mask, lengths, lA, lfin):
+def _lost_backward(fin, lb, mask, lengths, lA, lfin):
+    """As :func:`_lost_forward`, ``fin``: where the fast betas are positive."""
     T = lb.shape[1]
-    fin = lbeta > -math.inf
     lost = torch.zeros(fin.shape[0], dtype=torch.bool, device=fin.device)
     b, t = torch.nonzero(~fin.all(2), as_tuple=True)
     if not b.numel():
@@ -258,7 +258,8 @@ def _log_backward(lb, lengths, lA, lfin):
 
 # ------------------------------------------------------------------------------------------ public
 def _forward(lb, lengths, mask, lpi, lA, lfin, need_la=True):
-    """``(loglik, log alpha or None, lost, fast-pass tensors)``; ``need_la=False``: the likelihoods only."""
+    """``(loglik, log alpha or None, lost, fast-pass tensors, log alpha of the lost utterances)``;
+    ``need_la=False``: no ``[B, T, S]`` log alphas (the lost utterances' still come back)."""
     E, mx = _shifted(lb)
     ahat, scale = _fast_forward(E, mx, lpi, lA)
     fin = ahat > 0
@@ -266,6 +267,7 @@ def _forward(lb, lengths, mask, lpi, lA, lfin, need_la=True):
     loglik = _lse(end + (lfin if lfin is not None else 0.0), 1)
     lost = _lost_forward(fin, lb, mask, lpi, lA) | torch.isnan(loglik)
     la = ahat.log() + scale[..., None] if need_la else None
+    la_lost = None
     if bool(lost.any()):
         la_lost = _log_forward(lb[lost], lpi, lA)
         end = _last(la_lost, lengths[lost]) + (lfin if lfin is not None else 0.0)
@@ -273,7 +275,7 @@ def _forward(lb, lengths, mask, lpi, lA, lfin, need_la=True):
         loglik[lost] = _lse(end, 1)
         if la is not None:
             la[lost] = la_lost
-    return loglik, la, lost, (E, mx, ahat, scale)
+    return loglik, la, lost, (E, mx, ahat, scale), la_lost
 
 
 def _loglik(log_b, lengths, log_pi, log_A, log_final=None) -> torch.Tensor:
@@ -301,19 +303,22 @@ def forward(log_b: torch.Tensor, lengths: torch.Tensor, log_pi: torch.Tensor, lo
         VoxaError: On shapes that do not fit together or lengths outside ``1..T``.
     """
     lb, lengths, mask, lpi, lA, lfin = _prepare(log_b, lengths, log_pi, log_A, log_final)
-    loglik, la, _, _ = _forward(lb, lengths, mask, lpi, lA, lfin)
+    loglik, la, _, _, _ = _forward(lb, lengths, mask, lpi, lA, lfin)
     return loglik, la.masked_fill(~mask[..., None], -math.inf)
 
 
-def _backward(lb, lengths, mask, lA, lfin, E=None, mx=None):
+def _backward(lb, lengths, mask, lA, lfin, E=None, mx=None, need_lbeta=True):
     if E is None:
         E, mx = _shifted(lb)
-    bhat, lbeta, scale = _fast_backward(E, mx, lengths, lA, lfin)
-    lost = _lost_backward(lbeta, lb, mask, lengths, lA, lfin)
+    bhat, scale = _fast_backward(E, mx, lengths, lA, lfin)
+    lost = _lost_backward(bhat > 0, lb, mask, lengths, lA, lfin)
+    lbeta = bhat.log() + scale[..., None] if need_lbeta else None
+    lbeta_lost = None
     if bool(lost.any()):
-        lbeta = lbeta.clone()
-        lbeta[lost] = _log_backward(lb[lost], lengths[lost], lA, lfin)
-    return lbeta, lost, (bhat, scale)
+        lbeta_lost = _log_backward(lb[lost], lengths[lost], lA, lfin)
+        if lbeta is not None:
+            lbeta[lost] = lbeta_lost
+    return lbeta, lost, (bhat, scale), lbeta_lost
 
 
 def backward(log_b: torch.Tensor, lengths: torch.Tensor, log_pi: torch.Tensor, log_A: torch.Tensor,
@@ -326,7 +331,7 @@ def backward(log_b: torch.Tensor, lengths: torch.Tensor, log_pi: torch.Tensor, l
         padded frames. ``loglik`` is computed from the betas (equal to :func:`forward`'s).
     """
     lb, lengths, mask, lpi, lA, lfin = _prepare(log_b, lengths, log_pi, log_A, log_final)
-    lbeta, _, _ = _backward(lb, lengths, mask, lA, lfin)
+    lbeta, _, _, _ = _backward(lb, lengths, mask, lA, lfin)
     loglik = _lse(lpi + lb[:, 0] + lbeta[:, 0], 1)
     return loglik, lbeta.masked_fill(~mask[..., None], -math.inf)
 
@@ -344,19 +349,34 @@ def posteriors(log_b: torch.Tensor, lengths: torch.Tensor, log_pi: torch.Tensor,
         number of ``i -> j`` transitions in utterance ``b``, summed over its frames.
     """
     lb, lengths, mask, lpi, lA, lfin = _prepare(log_b, lengths, log_pi, log_A, log_final)
-    loglik, la, lost_f, (E, mx, ahat, ascale) = _forward(lb, lengths, mask, lpi, lA, lfin)
-    lbeta, lost_b, (bhat, bscale) = _backward(lb, lengths, mask, lA, lfin, E, mx)
-    gamma = (la + lbeta - loglik[:, None, None]).exp()
-    gamma = torch.where(mask[..., None] & torch.isfinite(loglik)[:, None, None], gamma,
-                        torch.zeros((), dtype=_F64, device=gamma.device))
+    loglik, _, lost_f, (E, mx, ahat, ascale), la_lost = _forward(lb, lengths, mask, lpi, lA, lfin, False)
+    _, lost_b, (bhat, bscale), lbeta_lost = _backward(lb, lengths, mask, lA, lfin, E, mx, False)
+    lost = lost_f | lost_b
     B, T, S = lb.shape
+    # gamma = exp(log alpha + log beta - loglik) = ahat * bhat * exp(scales - loglik): one product
+    # and a per-frame factor. Where that factor is huge (the normalised vectors nearly disjoint, so
+    # their product could lose digits) or a path was lost, the log-space formula instead.
+    lw = ascale + bscale - loglik[:, None]
+    valid = mask & torch.isfinite(loglik)[:, None]
+    risky = bool((valid & ~(lw < 600.0)).any())
+    if risky or bool(lost.any()):
+        la = ahat.log() + ascale[..., None]
+        lbeta = bhat.log() + bscale[..., None]
+        if la_lost is not None:
+            la[lost_f] = la_lost
+        if lbeta_lost is not None:
+            lbeta[lost_b] = lbeta_lost
+        gamma = (la + lbeta - loglik[:, None, None]).exp()
+    else:
+        gamma = torch.mul(ahat, bhat, out=torch.empty(B, T, S, dtype=_F64, device=lb.device))
+        gamma.mul_(torch.where(valid, lw, torch.zeros_like(lw)).exp()[..., None])
+    gamma = torch.where(valid[..., None], gamma, torch.zeros((), dtype=_F64, device=gamma.device))
     # xi_t(i, j) = alpha_{t-1}(i) A_ij b_t(j) beta_t(j) / P: the normalised vectors times one scalar
     # per frame, so the sum over frames is one batched [S, T] x [T, S] product.
     logw = ascale[:, :-1] + mx[:, 1:] + bscale[:, 1:] - loglik[:, None]
     w = torch.where(mask[:, 1:], logw.exp(), torch.zeros_like(logw))
     w = torch.nan_to_num(w, nan=0.0, posinf=0.0)
     xi = torch.bmm(ahat[:, :-1].transpose(1, 2), E[:, 1:] * bhat[:, 1:] * w[..., None]) * lA.exp()
-    lost = lost_f | lost_b
     if bool(lost.any()):
         for b in torch.nonzero(lost).flatten().tolist():
             n = int(lengths[b])
