@@ -172,3 +172,27 @@ def test_likelihood_only_pass_equals_forward_also_where_paths_underflow():
     for args in [(lb, torch.tensor([6, 4]), topo.log_pi, topo.log_A),
                  (LB, LENGTHS, LOG_PI, LOG_A, LOG_FIN), (LB, LENGTHS, LOG_PI, LOG_A)]:
         torch.testing.assert_close(_loglik(*args), forward(*args)[0], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("n_states", [1, 2, 5])
+def test_numpy_viterbi_equals_torch_for_any_small_state_count(monkeypatch, n_states):
+    from voxa.hmm import inference
+
+    g = torch.Generator().manual_seed(n_states)
+    lb = torch.randn(3, 25, n_states, generator=g, dtype=torch.float64)
+    A = torch.rand(n_states, n_states, generator=g, dtype=torch.float64) + 0.1
+    args = (lb, torch.tensor([25, 9, 1]), torch.full((n_states,), -math.log(n_states), dtype=torch.float64),
+            (A / A.sum(1, keepdim=True)).log())
+    small = viterbi(*args)
+    monkeypatch.setattr(inference, "_NUMPY_MAX_STATES", 0)
+    big = viterbi(*args)
+    assert torch.equal(small[0], big[0]) and torch.equal(small[1], big[1])
+
+
+def test_posteriors_equal_the_log_space_formula():
+    for fin in (None, LOG_FIN):
+        ll, gamma, _ = posteriors(LB, LENGTHS, LOG_PI, LOG_A, fin)
+        _, la = forward(LB, LENGTHS, LOG_PI, LOG_A, fin)
+        _, lbeta = backward(LB, LENGTHS, LOG_PI, LOG_A, fin)
+        ref = (la + lbeta - ll[:, None, None]).exp().nan_to_num(0.0)
+        torch.testing.assert_close(gamma, ref, rtol=1e-12, atol=1e-14)

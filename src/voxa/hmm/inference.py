@@ -406,37 +406,45 @@ def viterbi(log_b: torch.Tensor, lengths: torch.Tensor, log_pi: torch.Tensor, lo
     n = lengths.cpu().numpy()
     lAn = lA.cpu().numpy()
     if _small(lb):
-        D = np.empty((T, B, S))
-        lbt = lb.transpose(0, 1).to(_F64).numpy()
+        D = np.empty((T, S, B))
+        lbt = np.ascontiguousarray(lb.permute(1, 2, 0).to(_F64).numpy())
         with np.errstate(invalid="ignore"):
-            _np_viterbi(D, lbt, lpi.numpy(), lAn, (~mask.T).numpy()[..., None], wait_from)
-        delta = torch.from_numpy(D[T - 1])
+            _np_viterbi(D, lbt, lpi.numpy(), lAn, (~mask.T).numpy()[:, None, :], wait_from)
+        delta = torch.from_numpy(D[T - 1]).T
     else:
-        deltas = _torch_viterbi(lb, mask, lpi, lA, wait_from)  # [T, S, B]
+        deltas = _torch_viterbi(lb, mask, lpi, lA, wait_from)
         delta = deltas[T - 1].T
         D = deltas.cpu().numpy()
+    # D: [T, S, B] best scores
     end = delta + (lfin if lfin is not None else 0.0)
     score, last = end.max(1)
-    state_major = not _small(lb)
     if B * T * S * S <= _BACKPOINTER_ELEMENTS:
-        if state_major:
-            D = np.ascontiguousarray(D.transpose(0, 2, 1))
-        path = _backtrace_vectorised(D, lAn, n, last.cpu().numpy())
+        path = _backtrace_vectorised(np.ascontiguousarray(D.transpose(0, 2, 1)), lAn, n,
+                                     last.cpu().numpy())
     else:
-        path = _backtrace(D if state_major else D.transpose(0, 2, 1), lAn, n, last.cpu().numpy())
+        path = _backtrace(D, lAn, n, last.cpu().numpy())
     return score.to(lb.device), torch.from_numpy(path).to(lb.device)
 
 
 def _np_viterbi(D, lbt, lpi, lA, frozen, wait_from):
-    """Max-plus recursion over few states in numpy: the max over predecessors unrolled."""
-    T, B, S = D.shape
-    np.add(lpi, lbt[0], out=D[0])
-    cand = np.empty((B, S))
+    """Max-plus recursion over few states in numpy, state-major (``D``, ``lbt``: ``[T, S, B]``): each
+    frame gathers the ``S * S`` candidates as rows, then ``S - 1`` row-block maxima."""
+    T, S, B = D.shape
+    np.add(lpi[:, None], lbt[0], out=D[0])
+    rep = np.repeat(np.arange(S), S)  # candidate i * S + j is delta_i + log_A[i, j]
+    w = lA.reshape(-1, 1)
+    cand = np.empty((S * S, B))
+    blocks = [cand[i * S:(i + 1) * S] for i in range(S)]
     for t in range(1, T):
         prev, new = D[t - 1], D[t]
-        np.add(prev[:, 0:1], lA[0], out=new)
-        for i in range(1, S):
-            np.maximum(new, np.add(prev[:, i:i + 1], lA[i], out=cand), out=new)
+        np.take(prev, rep, axis=0, out=cand)
+        cand += w
+        if S > 1:
+            np.maximum(blocks[0], blocks[1], out=new)
+            for i in range(2, S):
+                np.maximum(new, blocks[i], out=new)
+        else:
+            new[...] = cand
         new += lbt[t]
         if t >= wait_from:
             np.copyto(new, prev, where=frozen[t])
