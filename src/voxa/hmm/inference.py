@@ -164,7 +164,8 @@ def _fast_backward(E, mx, lengths, lA, lfin):
     done = (torch.arange(T, device=E.device)[:, None] >= (lengths - 1)[None, :])[..., None]  # [T, B, 1]
     wait_from = int(lengths.min()) - 1  # frames at or past this hold a finished utterance somewhere
     if _small(E):
-        Et, ATn, bi, dn = np.ascontiguousarray(E.transpose(0, 1).numpy()), AT.numpy(), binit.numpy(), done.numpy()
+        Et = np.ascontiguousarray(E.transpose(0, 1).numpy())
+        ATn, bi, dn = AT.numpy(), binit.numpy(), done.numpy()
         bh = np.empty((T, B, S))
         d = np.ones((T, B, 1))
         ones = np.ones((S, 1))
