@@ -196,41 +196,61 @@ def viterbi_chains(log_b: torch.Tensor, lengths: torch.Tensor, chains: Sequence[
         ``(scores [B], paths [B, T])``; a path is ``-1`` past its utterance's length, and the score is
         ``-inf`` where no path fits (fewer frames than the chain's compulsory states).
     """
-    b, t, s = log_b.shape
+    return _viterbi_tbs(log_b.transpose(0, 1).contiguous(), lengths, chains)
+
+
+def _viterbi_tbs(lb: torch.Tensor, lengths: torch.Tensor, chains: Sequence[Chain]
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`viterbi_chains` on frame-major emissions ``lb [T, B, S]`` (any float dtype; scores
+    accumulate in float64)."""
+    t, b, s = lb.shape
     f64 = torch.float64
     ls = _pad(chains, "log_self", _NEG).to(f64)
-    ln = _pad(chains, "log_next", _NEG).to(f64)
+    ln = _pad(chains, "log_next", _NEG).to(f64)[:, :-1].contiguous()
     src = _pad(chains, "skip_src", -1)
-    lk = _pad(chains, "log_skip", _NEG).to(f64)
+    lk = _pad(chains, "log_skip", _NEG).to(f64)  # -1e30 where a state has no skip arc into it
     li = _pad(chains, "log_init", _NEG).to(f64)
     lf = _pad(chains, "log_final", _NEG).to(f64)
-    has_skip = src >= 0
     src_c = src.clamp_min(0)
-    lb = log_b.to(f64)
-    delta = li + lb[:, 0]
-    bp = torch.zeros(b, t, s, dtype=torch.uint8)
-    neg = torch.full((b, 1), _NEG, dtype=f64)
-    for k in range(1, t):
-        stay = delta + ls
-        nxt = torch.cat([neg, (delta + ln)[:, :-1]], 1)
-        skp = torch.where(has_skip, torch.gather(delta, 1, src_c) + lk, torch.full_like(delta, _NEG))
-        cand = torch.stack([stay, nxt, skp], -1)
-        best, arg = cand.max(-1)
-        new = best + lb[:, k]
-        live = (k < lengths)[:, None]
-        delta = torch.where(live, new, delta)
-        bp[:, k] = torch.where(live, arg, torch.zeros_like(arg)).to(torch.uint8)
-    final = delta + lf
-    score, state = final.max(1)
+    lengths = lengths.long()
+    # no masking inside the loop: each utterance's scores are read at its own last frame, and its
+    # back-pointers are only followed up to there
+    ends: dict[int, list[int]] = {}
+    for i, n in enumerate(lengths.tolist()):
+        ends.setdefault(n - 1, []).append(i)
+    final = torch.empty(b, s, dtype=f64)
+    delta = li + lb[0].to(f64)
+    bp = torch.zeros(t, b, s, dtype=torch.uint8)
+    stay = torch.empty(b, s, dtype=f64)
+    nxt = torch.full((b, s), _NEG, dtype=f64)
+    skp = torch.empty(b, s, dtype=f64)
+    for k in range(t):
+        if k:
+            torch.add(delta, ls, out=stay)
+            torch.add(delta[:, :-1], ln, out=nxt[:, 1:])
+            torch.add(torch.gather(delta, 1, src_c), lk, out=skp)
+            move = nxt > stay
+            best = torch.maximum(stay, nxt)
+            jump = skp > best
+            bp[k].copy_(move)
+            bp[k].masked_fill_(jump, 2)
+            delta = torch.maximum(best, skp).add_(lb[k])
+        if k in ends:
+            idx = torch.tensor(ends[k])
+            final[idx] = delta[idx]
+    final = final + lf
+    score, cur = final.max(1)
     paths = torch.full((b, t), -1, dtype=torch.long)
     rows = torch.arange(b)
-    cur = state.clone()
+    last = lengths - 1
     for k in range(t - 1, -1, -1):
-        live = k < lengths
+        live = k <= last
         paths[:, k] = torch.where(live, cur, paths[:, k])
-        move = bp[rows, k, cur].long()
+        if k == 0:
+            break
+        move = bp[k, rows, cur].long()
         prev = torch.where(move == 0, cur, torch.where(move == 1, cur - 1, src_c[rows, cur]))
-        cur = torch.where(live & (k > 0), prev, cur)
+        cur = torch.where(live, prev, cur)
     score = torch.where(score < _NEG / 2, torch.full_like(score, -math.inf), score)
     return score, paths
 
@@ -249,11 +269,12 @@ def align_batch(am: AcousticModel, feats: Sequence[torch.Tensor], chains: Sequen
         raise VoxaError(f"{len(feats)} utterances but {len(chains)} transcripts")
     lengths = torch.tensor([f.shape[0] for f in feats])
     t, s = int(lengths.max()), max(len(c.pdf) for c in chains)
-    log_b = torch.full((len(feats), t, s), _NEG, dtype=torch.float32)
+    # frame-major, so that each step of the recursion reads one contiguous [B, S] slice
+    log_b = torch.full((t, len(feats), s), _NEG, dtype=torch.float32)
     for i, (f, c) in enumerate(zip(feats, chains)):
         ll = log_likes[i] if log_likes is not None else am.log_likelihoods(f)
-        log_b[i, :f.shape[0], :len(c.pdf)] = ll[:, c.pdf]
-    scores, paths = viterbi_chains(log_b, lengths, chains)
+        log_b[:f.shape[0], i, :len(c.pdf)] = ll[:, c.pdf]
+    scores, paths = _viterbi_tbs(log_b, lengths, chains)
     out = []
     for i, c in enumerate(chains):
         if not math.isfinite(float(scores[i])):

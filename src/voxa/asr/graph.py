@@ -228,38 +228,44 @@ def arpa_grammar(arpa: str | os.PathLike, word_ids: Mapping[str, int]) -> Any:
     return _compile(lines)
 
 
-def hmm_fst(am: AcousticModel, first_disambig: int) -> Any:
+def hmm_fst(am: AcousticModel, first_disambig: int, self_loop_scale: float = 0.1) -> Any:
     """H: pdf sequences (labels ``pdf + 1``) to phones (``1..``), self-loops included; passes
-    epsilons only (disambiguation symbols are removed from ``L ∘ G`` before composition)."""
+    epsilons only (disambiguation symbols are removed from ``L ∘ G`` before composition).
+
+    ``self_loop_scale`` multiplies the self-loop and leave costs (Kaldi's ``--self-loop-scale=0.1`` in
+    ``mkgraph.sh``): with the acoustic scale 0.1 it keeps durations weighed as much as the acoustics,
+    where unscaled they would count ten times as much."""
     lines: list[str] = []
     n = 1
-    ls = am.log_self.double()
     for pi, p in enumerate(am.phones):
-        pdfs = am.pdfs_of(p)
-        prev = 0
-        for k, q in enumerate(pdfs):
-            stay = float(ls[q])
-            leave = _cost(1.0 - math.exp(stay))
-            enter = 0.0 if k == 0 else _cost(1.0 - math.exp(float(ls[pdfs[k - 1]])))
-            olab = pi + 1 if k == 0 else 0
-            lines.append(f"{prev} {n} {q + 1} {olab} {enter}")
-            lines.append(f"{n} {n} {q + 1} 0 {-stay}")
-            prev = n
-            n += 1
-            if k == len(pdfs) - 1:
-                lines.append(f"{prev} 0 0 0 {leave}")
+        n = _phone_chain(lines, am, am.pdfs_of(p), pi + 1, n, self_loop_scale)
     lines.append("0 0")
     return _compile(lines)
 
 
-def context_hmm_fst(am: AcousticModel, windows: list[list[int]]) -> Any:
+def _phone_chain(lines: list[str], am: AcousticModel, pdfs: Sequence[int], olabel: int, n: int,
+                 scale: float) -> int:
+    """Append one phone's left-to-right chain from and back to state 0 (the first arc outputs
+    ``olabel``); returns the next free state."""
+    ls = am.log_self.double()
+    prev = 0
+    for k, q in enumerate(pdfs):
+        enter = 0.0 if k == 0 else scale * _cost(1.0 - math.exp(float(ls[pdfs[k - 1]])))
+        lines.append(f"{prev} {n} {q + 1} {olabel if k == 0 else 0} {enter}")
+        lines.append(f"{n} {n} {q + 1} 0 {-scale * float(ls[q])}")
+        prev = n
+        n += 1
+    lines.append(f"{prev} 0 0 0 {scale * _cost(1.0 - math.exp(float(ls[pdfs[-1]])))}")
+    return n
+
+
+def context_hmm_fst(am: AcousticModel, windows: list[list[int]], self_loop_scale: float = 0.1) -> Any:
     """H for a context-dependent model: input label ``i`` of ``C ∘ L ∘ G`` is the phone window
     ``windows[i]`` (``[left, centre, right]``, ``0`` at an utterance edge; a disambiguation symbol is
     ``[-k]``, epsilon ``[]``); each window becomes the chain of its tied states' pdfs (``pdf + 1``).
     Disambiguation windows map from epsilon, so they vanish from the final graph."""
     lines: list[str] = []
     n = 1
-    ls = am.log_self.double()
     for i, w in enumerate(windows):
         if i == 0 or not w:
             continue
@@ -268,15 +274,7 @@ def context_hmm_fst(am: AcousticModel, windows: list[list[int]]) -> Any:
             continue
         left, centre, right = (max(int(v), 0) for v in w)
         pdfs = [am.cd_pdf(left, centre, s, right) for s in range(am.n_states[centre - 1])]
-        prev = 0
-        for k, q in enumerate(pdfs):
-            stay = float(ls[q])
-            enter = 0.0 if k == 0 else _cost(1.0 - math.exp(float(ls[pdfs[k - 1]])))
-            lines.append(f"{prev} {n} {q + 1} {i if k == 0 else 0} {enter}")
-            lines.append(f"{n} {n} {q + 1} 0 {-stay}")
-            prev = n
-            n += 1
-        lines.append(f"{prev} 0 0 0 {_cost(1.0 - math.exp(float(ls[pdfs[-1]])))}")
+        n = _phone_chain(lines, am, pdfs, i, n, self_loop_scale)
     lines.append("0 0")
     return _compile(lines)
 
@@ -294,7 +292,7 @@ def _remove_disambig(fst: Any, first: int) -> Any:
 
 def build_graph(am: AcousticModel, prons: Any, grammar: str = "loop", arpa: str | os.PathLike | None = None,
                 sentences: Sequence[Sequence[str]] | None = None, words: Sequence[str] | None = None,
-                sil_prob: float = 0.5) -> DecodingGraph:
+                sil_prob: float = 0.5, self_loop_scale: float = 0.1) -> DecodingGraph:
     """The decoding graph ``H ∘ det(min(L ∘ G))``.
 
     Args:
@@ -304,6 +302,7 @@ def build_graph(am: AcousticModel, prons: Any, grammar: str = "loop", arpa: str 
             or ``grammar`` (exactly ``sentences``).
         words: the vocabulary (default: every word of the lexicon, or of ``sentences``).
         sil_prob: probability of optional silence at each word boundary.
+        self_loop_scale: scale of the HMM transition costs (Kaldi's 0.1; see :func:`hmm_fst`).
     """
     import kaldifst
 
@@ -341,11 +340,11 @@ def build_graph(am: AcousticModel, prons: Any, grammar: str = "loop", arpa: str 
         # Kaldi's C: phone windows (left, centre, right) on the input of C ∘ L ∘ G
         clg, windows = kaldifst.compose_context(list(range(first_dis, first_dis + n_dis)), 3, 1, lg)
         lg = clg
-        h = context_hmm_fst(am, windows)
+        h = context_hmm_fst(am, windows, self_loop_scale)
     else:
         lg = _remove_disambig(lg, first_dis)
         kaldifst.rmepsilon(lg)
-        h = hmm_fst(am, first_dis)
+        h = hmm_fst(am, first_dis, self_loop_scale)
     kaldifst.arcsort(h, sort_type="olabel")
     kaldifst.arcsort(lg, sort_type="ilabel")
     hlg = kaldifst.compose(h, lg)

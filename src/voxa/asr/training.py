@@ -73,7 +73,7 @@ class MonoConfig:
     silence: str = "SIL"
     sil_prob: float = 0.5
     power: float = 0.25
-    batch_size: int = 32
+    batch_size: int = 64
     min_count: float = 3.0
     self_loop: float = 0.75
     history: list[dict[str, Any]] = field(default_factory=list, repr=False)
