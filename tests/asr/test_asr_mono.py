@@ -166,3 +166,18 @@ def test_pronunciation_counts_pick_the_pronunciation_the_audio_has() -> None:
     assert counts == {("X", ("b",)): 3.0, ("X", ("a",)): 1.0, ("Y", ("a",)): 4.0}
     probs = dict(lex.reestimate(counts, smoothing=0.0).prons("X"))
     assert probs[("b",)] == 1.0 and probs[("a",)] == pytest.approx(1 / 3)
+
+
+@needs_espeak
+def test_streamed_features_train_the_same_model_as_in_memory(yesno) -> None:
+    from voxa.tasks.asr import StreamedFeatures, load_asr_features, train_asr
+
+    recs, cfg, feats, root = yesno
+    cfg = type(cfg).from_dict({"lexicon": {"type": "words"}, "stream_features": True,
+                               "mono": {"num_iters": 4, "max_gaussians": 30, "mixup_iters": 3}})
+    streamed = load_asr_features(recs, cfg, root / "exp")
+    assert isinstance(streamed, StreamedFeatures) and set(streamed) == set(feats)
+    train = [r for r in recs if r.extra["split"] == "train"]
+    a = train_asr(train, cfg, root / "exp", streamed).am
+    b = train_asr(train, cfg, root / "exp", feats).am
+    assert torch.equal(a.means, b.means) and torch.equal(a.log_self, b.log_self)

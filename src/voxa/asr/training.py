@@ -126,7 +126,8 @@ def phone_set(prons: Prons, words: Sequence[str], silence: str | None) -> list[s
 
 
 def _batches(ids: Sequence[str], feats: Mapping[str, torch.Tensor], size: int) -> list[list[str]]:
-    order = sorted(ids, key=lambda k: feats[k].shape[0])
+    frames = getattr(feats, "num_frames", None) or (lambda k: feats[k].shape[0])
+    order = sorted(ids, key=frames)
     return [order[i:i + size] for i in range(0, len(order), size)]
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,10 +82,12 @@ def normalise_text(text: str | None) -> list[str]:
 class LexiconSpec:
     """Where pronunciations come from: ``cmudict`` (the CMU dictionary, stress removed), ``file``
     (a Kaldi ``lexicon.txt``/``lexiconp.txt`` or CMUdict file at ``path``), or ``words`` (every word
-    is one phone of its own: Kaldi's yes/no lexicon, and phone recognition)."""
+    is one phone of its own: Kaldi's yes/no lexicon, and phone recognition); ``word_position`` tags
+    phones by their place in the word, as Kaldi's ``prepare_lang.sh`` does by default."""
 
     type: str = "cmudict"
     path: str | None = None
+    word_position: bool = False
 
     def __post_init__(self) -> None:
         if self.type not in ("cmudict", "file", "words"):
@@ -94,11 +96,31 @@ class LexiconSpec:
             raise ConfigError("lexicon.type=file needs lexicon.path")
 
     def build(self, words: Sequence[str]) -> Lexicon:
+        """The lexicon; with ``word_position``, Kaldi's position-dependent phones (``_B``egin, ``_I``nside,
+        ``_E``nd of a word, ``_S``ingleton)."""
         if self.type == "cmudict":
-            return Lexicon.from_cmudict(words)
-        if self.type == "file":
-            return Lexicon.read(self.path)
-        return Lexicon({w: [((w.upper(),), 1.0)] for w in words})
+            lex = Lexicon.from_cmudict(words)
+        elif self.type == "file":
+            lex = Lexicon.read(self.path)
+        else:
+            lex = Lexicon({w: [((w.upper(),), 1.0)] for w in words})
+        return with_word_positions(lex) if self.word_position else lex
+
+
+def with_word_positions(lex: Lexicon) -> Lexicon:
+    """Every phone tagged with its position in the word (``K_B AE_I T_E``; ``AH_S`` alone).
+
+    Example:
+        >>> lex = Lexicon({"cat": [(("K", "AE", "T"), 1.0)], "a": [(("AH",), 1.0)]})
+        >>> with_word_positions(lex).prons("cat")
+        [(('K_B', 'AE_I', 'T_E'), 1.0)]
+    """
+    def tag(pr: Sequence[str]) -> tuple[str, ...]:
+        if len(pr) == 1:
+            return (f"{pr[0]}_S",)
+        return (f"{pr[0]}_B", *(f"{p}_I" for p in pr[1:-1]), f"{pr[-1]}_E")
+
+    return Lexicon({w: [(tag(pr), p) for pr, p in lex.prons(w)] for w in lex.words})
 
 
 @dataclass
@@ -118,6 +140,7 @@ class AsrConfig:
             (Kneser-Ney) trained on the training transcripts.
         sil_prob: optional-silence probability in training and in the lexicon FST.
         phone_fold: ``timit39`` to fold TIMIT's 61 phones to 39 before training and scoring.
+        stream_features: read features from the store on every pass instead of holding them in memory.
         pron_probs: re-estimate the pronunciation probabilities from the monophone system's alignments
             of the training data through each utterance's graph (Kaldi's ``get_prons``), then decode
             (and train the triphones) with them.
@@ -135,6 +158,7 @@ class AsrConfig:
     smoothing: str = "kneser-ney"
     phone_fold: str | None = None
     pron_probs: bool = False
+    stream_features: bool = False
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> AsrConfig:
@@ -189,9 +213,49 @@ def _covered(lex: Lexicon, texts: dict[str, list[str]], what: str) -> dict[str, 
     return keep
 
 
-def load_asr_features(records: Sequence[Record], cfg: AsrConfig, exp: Path) -> dict[str, torch.Tensor]:
+class StreamedFeatures(Mapping):
+    """Features read from the store on every access, not held in memory: training passes over a
+    corpus larger than memory read it from disk each iteration, as Kaldi's tools do. Lengths are kept
+    after the first read (batching sorts by them)."""
+
+    def __init__(self, index: Any) -> None:
+        from voxa.features.store import FeatureReader
+
+        self._reader = FeatureReader(index)
+        self._keys = list(self._reader.keys())
+        self._lengths: dict[str, int] = {}
+
+    def __getitem__(self, key: str) -> torch.Tensor:
+        x = self._reader[key]
+        self._lengths[key] = int(x.shape[0])
+        return x
+
+    def __iter__(self):
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._reader
+
+    def num_frames(self, key: str) -> int:
+        if key not in self._lengths:
+            self[key]
+        return self._lengths[key]
+
+
+def load_asr_features(records: Sequence[Record], cfg: AsrConfig, exp: Path) -> Mapping[str, torch.Tensor]:
+    """Features of ``records`` (computed once into ``exp/feats/<settings key>``): in memory, or
+    :class:`StreamedFeatures` with ``cfg.stream_features``."""
     from voxa.features.cache import load_features
 
+    if cfg.stream_features:
+        from voxa.features.pipeline import compute_features
+
+        unique = sorted({r.id: r for r in records}.values(), key=lambda r: r.id)
+        index = compute_features(unique, cfg.features, Path(exp) / "feats" / cfg.features.key())
+        return StreamedFeatures(index)
     return load_features(list(records), cfg.features, exp / "feats")
 
 

@@ -29,10 +29,10 @@ TASK_KEYS: dict[str, tuple[str, ...]] = {
     "language-id": ("features", "gmm", "ivector", "systems", "durations", "main"),
     "emotion": ("features", "gmm", "ivector", "systems", "main", "speaker_norm"),
     "asr": ("features", "lexicon", "mono", "tri", "systems", "decoder", "grammars", "sil_prob", "smoothing",
-            "phone_fold", "pron_probs", "folds"),
+            "phone_fold", "pron_probs", "stream_features", "folds"),
 }
 _ASR_KEYS = ("features", "lexicon", "mono", "tri", "systems", "decoder", "grammars", "sil_prob", "smoothing",
-             "phone_fold", "pron_probs")
+             "phone_fold", "pron_probs", "stream_features")
 _TRIALS_KEYS = ("nontarget_ratio", "seed")
 
 
