@@ -28,6 +28,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from voxa.asr.acoustic import AcousticModel
@@ -218,41 +219,47 @@ def _viterbi_tbs(lb: torch.Tensor, lengths: torch.Tensor, chains: Sequence[Chain
     ends: dict[int, list[int]] = {}
     for i, n in enumerate(lengths.tolist()):
         ends.setdefault(n - 1, []).append(i)
-    final = torch.empty(b, s, dtype=f64)
-    delta = li + lb[0].to(f64)
-    bp = torch.zeros(t, b, s, dtype=torch.uint8)
-    stay = torch.empty(b, s, dtype=f64)
-    nxt = torch.full((b, s), _NEG, dtype=f64)
-    skp = torch.empty(b, s, dtype=f64)
+    # the recursion is a few small element-wise operations per frame: numpy's per-call cost is a
+    # fraction of torch's, and that cost is the whole run time at these sizes
+    lbn = lb.numpy()
+    lsn, lnn, lkn, srcn = ls.numpy(), ln.numpy(), lk.numpy(), src_c.numpy()
+    final = np.empty((b, s))
+    delta = li.numpy() + lbn[0]
+    bp = np.zeros((t, b, s), dtype=np.uint8)
+    stay = np.empty((b, s))
+    nxt = np.full((b, s), _NEG)
+    skp = np.empty((b, s))
+    best = np.empty((b, s))
+    rows_b = np.arange(b)[:, None]
     for k in range(t):
         if k:
-            torch.add(delta, ls, out=stay)
-            torch.add(delta[:, :-1], ln, out=nxt[:, 1:])
-            torch.add(torch.gather(delta, 1, src_c), lk, out=skp)
-            move = nxt > stay
-            best = torch.maximum(stay, nxt)
-            jump = skp > best
-            bp[k].copy_(move)
-            bp[k].masked_fill_(jump, 2)
-            delta = torch.maximum(best, skp).add_(lb[k])
+            np.add(delta, lsn, out=stay)
+            np.add(delta[:, :-1], lnn, out=nxt[:, 1:])
+            np.add(delta[rows_b, srcn], lkn, out=skp)
+            np.greater(nxt, stay, out=bp[k], casting="unsafe")
+            np.maximum(stay, nxt, out=best)
+            bp[k][skp > best] = 2
+            np.maximum(best, skp, out=delta)
+            delta += lbn[k]
         if k in ends:
-            idx = torch.tensor(ends[k])
+            idx = ends[k]
             final[idx] = delta[idx]
-    final = final + lf
-    score, cur = final.max(1)
-    paths = torch.full((b, t), -1, dtype=torch.long)
-    rows = torch.arange(b)
-    last = lengths - 1
+    final += lf.numpy()
+    cur = final.argmax(1)
+    score = final[np.arange(b), cur]
+    paths = np.full((b, t), -1, dtype=np.int64)
+    rows = np.arange(b)
+    last = lengths.numpy() - 1
     for k in range(t - 1, -1, -1):
         live = k <= last
-        paths[:, k] = torch.where(live, cur, paths[:, k])
+        paths[live, k] = cur[live]
         if k == 0:
             break
-        move = bp[k, rows, cur].long()
-        prev = torch.where(move == 0, cur, torch.where(move == 1, cur - 1, src_c[rows, cur]))
-        cur = torch.where(live, prev, cur)
-    score = torch.where(score < _NEG / 2, torch.full_like(score, -math.inf), score)
-    return score, paths
+        move = bp[k, rows, cur]
+        prev = np.where(move == 0, cur, np.where(move == 1, cur - 1, srcn[rows, cur]))
+        cur = np.where(live, prev, cur)
+    score = np.where(score < _NEG / 2, -np.inf, score)
+    return torch.from_numpy(score), torch.from_numpy(paths)
 
 
 def align_batch(am: AcousticModel, feats: Sequence[torch.Tensor], chains: Sequence[Chain],
