@@ -24,6 +24,14 @@ The Kaldi half runs in a subprocess (``benchmarks/_kaldi_gmm.py``) with ``kaldi-
 the ``kaldifst`` 1.8 in voxa's environment is built on OpenFst 1.8, whose FST type the wheel (OpenFst
 1.7) does not accept. Features, transcripts, lexicon, word table and G go to it through files.
 
+Setup differences a reader must know: both use 3-state phones and 5-state silence, but Kaldi's silence
+topology connects its first four states (voxa's is left-to-right) and Kaldi keeps a full ML transition
+model (voxa one self-loop probability per state); Kaldi initialises from the first 10 utterances (voxa
+from all frames) and its equal alignment takes a random path through the training graph; Kaldi's
+training graphs hold every pronunciation with optional silence, aligned with beam 6/10 (utterances that
+fail are dropped for that pass), voxa aligns exactly with each word's most probable pronunciation;
+Kaldi mixes up with perturbation 0.01 and min-count 20, voxa with 0.2 standard deviations and 3.
+
 Kaldi's training loop over frames (gmm-acc-stats-ali) and utterances (gmm-align-compiled) runs in
 Python over the wheel's per-frame/per-utterance bindings, so its train seconds include Python glue;
 the breakdown line shows how much of it is alignment and accumulation.
