@@ -204,3 +204,20 @@ def test_run_neural_system_writes_results(tmp_path):
     assert "accuracy" in res.table
     with pytest.raises(VoxaError, match="no 'emotion' label"):
         run_neural_system(train, test, "emotion", fcfg, cfg, tmp_path / "exp2", build=build)
+
+
+def test_a_real_model_trains_saves_and_loads_with_its_class_names(tmp_path):
+    pytest.importorskip("voxa.nn.models")
+    import voxa
+
+    feats, ids, labels = _toy(12)
+    cfg = _cfg(epochs=2)
+    cfg.system = "xvector"
+    model = train_classifier(feats, ids, labels, cfg, tmp_path / "x")
+    loaded = voxa.load(tmp_path / "x" / "model.safetensors")
+    assert loaded.voxa_header["class_names"] == ["de", "en", "fr"]
+    a = predict_logposteriors(model, feats, ids[:4])
+    assert torch.allclose(a, predict_logposteriors(loaded, feats, ids[:4]), atol=1e-5)
+    with pytest.raises(ConfigError, match="unknown system"):
+        cfg.system = "nope"
+        train_classifier(feats, ids, labels, cfg, tmp_path / "y")
