@@ -165,3 +165,16 @@ def test_augment_refuses_bad_settings():
     with pytest.raises(ConfigError):
         Augment(noise="somewhere")
     assert not Augment().active and Augment(snr_db=(0, 10)).active
+
+
+def test_noise_is_added_at_the_drawn_snr_from_white_noise_or_recordings(tmp_path):
+    (tmp_path / "noise").mkdir()
+    _wav(tmp_path / "noise", "hum", seconds=0.2)  # shorter than the speech: looped
+    x = torch.from_numpy(np.sin(np.arange(4000) / 3.0).astype(np.float32))
+    for noise in (None, str(tmp_path / "noise")):
+        y = Augment(noise=noise, snr_db=(10.0, 10.0))(x, 8000, np.random.default_rng(0))
+        z = y - x
+        snr = 10 * np.log10(float(x.pow(2).mean()) / float(z.pow(2).mean()))
+        assert y.shape == x.shape and snr == pytest.approx(10.0, abs=0.01)
+    with pytest.raises(VoxaError, match="not found"):
+        Augment(noise=str(tmp_path / "none"), snr_db=(0, 1))(x, 8000, np.random.default_rng(0))
