@@ -133,6 +133,24 @@ def _acoustic():
     return am
 
 
+_SEQ = torch.as_tensor(_RNG.normal(size=(3, 24, 8)), dtype=torch.float32)
+_SEQ_LEN = torch.tensor([24, 17, 9])
+
+
+def _nn(name, **tiny):
+    def make():
+        from voxa.nn.models import build_model
+
+        torch.manual_seed(0)
+        return build_model(name, 8, 3, **tiny).eval()
+
+    return make
+
+
+def _nn_outputs(m):
+    return torch.cat([m(_SEQ, _SEQ_LEN), m.embed(_SEQ, _SEQ_LEN)], dim=1)
+
+
 CASES = {
     "voxa.gmm.GaussianMixture": (_gmm, lambda m: m.score_samples(_FRAMES[:20])),
     "voxa.ivector.BaumWelchStats": (_stats, lambda s: torch.cat([s.N.reshape(-1), s.F.reshape(-1)])),
@@ -158,6 +176,15 @@ CASES = {
     "voxa.hmm.GMMHMM": (_hmm("gmm"), lambda m: m.predict_proba(_FRAMES[:30], [10, 20])),
     "voxa.hmm.CategoricalHMM": (_hmm("cat"), lambda m: m.predict_proba(np.arange(12).reshape(-1, 1) % 4)),
     "voxa.asr.AcousticModel": (_acoustic, lambda m: m.log_likelihoods(_FRAMES[:30])),
+    "voxa.nn.FrameDNN": (_nn("dnn", context=1, hidden=8, layers=2), _nn_outputs),
+    "voxa.nn.DNNAttention": (_nn("dnn-attention", context=1, hidden=8, layers=1, att_hidden=4, emb_dim=4),
+                             lambda m: m.attention_weights(_SEQ, _SEQ_LEN)),
+    "voxa.nn.LSTMClassifier": (_nn("lstm", hidden=4, layers=1, emb_dim=4, pooling="sap", att_hidden=4),
+                               _nn_outputs),
+    "voxa.nn.ResTDNN": (_nn("res-tdnn", channels=6, dilations=[2], se_bottleneck=2, pool_channels=8,
+                            att_hidden=4, emb_dim=4), _nn_outputs),
+    "voxa.nn.XVector": (_nn("xvector", hidden=6, stats_dim=8, emb_dim=4), _nn_outputs),
+    "voxa.nn.CNNClassifier": (_nn("resnet-asp", width=2, att_hidden=4, emb_dim=4, head="aam"), _nn_outputs),
 }
 # tags that name a base class or an old spelling: they load as one of the classes above
 ABSTRACT = {"voxa.tse.TseModel", "TseModel"}

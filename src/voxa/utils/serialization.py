@@ -108,6 +108,7 @@ MODEL_MODULES = (
     "voxa.tse.models",
     "voxa.hmm.models",
     "voxa.asr.acoustic",
+    "voxa.nn.models",
 )
 
 _REGISTRY: dict[str, type] = {}
