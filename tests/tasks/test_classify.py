@@ -143,3 +143,19 @@ def test_crop_none_keeps_every_utterance_whole():
 def test_crop_with_no_utterance_long_enough_is_empty():
     out, keep = crop([torch.zeros(10, 2)], 11)
     assert out == [] and keep == []
+
+
+def test_a_neural_system_scores_beside_the_statistical_ones(tmp_path):
+    train, y_train = _utts(12, seed=0)
+    test, y_test = _utts(4, seed=1)
+    cfg = ClassifierConfig.from_dict({"neural": {"model": {"hidden": 32, "emb_dim": 16, "stats_dim": 64},
+                                                 "trainer": {"epochs": 6, "batch_size": 8, "lr": 3e-3,
+                                                             "progress": False},
+                                                 "crop": None, "valid_fraction": 0.0}})
+    fe = FrontEnd(cfg, tmp_path)  # no UBM: a neural system needs none
+    (scores,), classes = system_scores("xvector", fe, train, y_train, [test])
+    assert classes == sorted(_CLASSES) and scores.shape == (len(test), 3)
+    assert np.allclose(np.exp(scores).sum(1), 1.0, atol=1e-4)  # log posteriors
+    pred = [classes[i] for i in scores.argmax(1)]
+    assert np.mean([p == y for p, y in zip(pred, y_test)]) >= 0.9
+    assert (tmp_path / "xvector" / "model.safetensors").is_file()

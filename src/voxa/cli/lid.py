@@ -17,8 +17,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--data", help="one data set split here instead of --train/--test")
     e.add_argument("--test-fraction", type=float, default=0.3,
                    help="with --data: share of each language held out for testing")
-    e.add_argument("--system", nargs="+", default=None, choices=SYSTEMS, metavar="SYSTEM",
-                   help=f"one or more of: {', '.join(SYSTEMS)} (default: ivector-svm-rbf)")
+    e.add_argument("--system", nargs="+", default=None, metavar="SYSTEM",
+                   help=f"one or more of: {', '.join(SYSTEMS)}, or a neural system (dnn, dnn-attention, "
+                        f"lstm, res-tdnn, xvector, resnet-sap, ...; settings under neural.*) "
+                        f"(default: ivector-svm-rbf)")
     e.add_argument("--durations", nargs="+", default=["1", "3", "full"],
                    help="test conditions in seconds of speech, 'full' for whole utterances")
     e.add_argument("--exp", required=True)

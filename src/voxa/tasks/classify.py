@@ -28,8 +28,10 @@ Example:
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -44,6 +46,13 @@ log = logging.getLogger(__name__)
 
 IVECTOR_BACKENDS = ("cosine", "lda", "wccn", "plda", "svm-linear", "svm-poly", "svm-rbf", "logreg")
 SYSTEMS = ("gmm-ubm",) + tuple(f"ivector-{b}" for b in IVECTOR_BACKENDS)
+
+
+def neural_systems() -> tuple[str, ...]:
+    """The neural systems' names (:data:`voxa.nn.models.MODEL_NAMES`), accepted beside :data:`SYSTEMS`."""
+    from voxa.nn.models import MODEL_NAMES
+
+    return tuple(MODEL_NAMES)
 
 
 @dataclass
@@ -74,6 +83,15 @@ class ClassifierConfig:
     features: FeatureConfig = field(default_factory=FeatureConfig)
     gmm: GmmUbmConfig = field(default_factory=GmmUbmConfig)
     ivector: IvectorConfig = field(default_factory=IvectorConfig)
+    neural: Any = None
+
+    def __post_init__(self) -> None:
+        from voxa.tasks.neural import NeuralConfig
+
+        if self.neural is None:
+            self.neural = NeuralConfig()
+        elif isinstance(self.neural, dict):
+            self.neural = NeuralConfig.from_dict(self.neural)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> ClassifierConfig:
@@ -84,23 +102,26 @@ class ClassifierConfig:
         return from_dict(cls, d)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"features": self.features.to_dict(), "gmm": asdict(self.gmm), "ivector": asdict(self.ivector)}
+        return {"features": self.features.to_dict(), "gmm": asdict(self.gmm), "ivector": asdict(self.ivector),
+                "neural": self.neural.to_dict()}
 
 
 def check_system(name: str) -> str:
-    """``name`` if it is a known system, else a one-line :class:`ConfigError`."""
-    if name not in SYSTEMS:
-        raise ConfigError(f"unknown system {name!r}; choose one of {', '.join(SYSTEMS)}")
+    """``name`` if it is a known system (statistical or neural), else a one-line :class:`ConfigError`."""
+    if name not in SYSTEMS and name not in neural_systems():
+        raise ConfigError(f"unknown system {name!r}; choose one of {', '.join(SYSTEMS + neural_systems())}")
     return name
 
 
 class FrontEnd:
     """The UBM and (optionally) the i-vector extractor, trained once per run."""
 
-    def __init__(self, cfg: ClassifierConfig) -> None:
+    def __init__(self, cfg: ClassifierConfig, exp: str | os.PathLike | None = None) -> None:
         self.cfg = cfg
         self.ubm = None
         self.tv = None
+        self.exp = exp  # where neural systems keep their checkpoints and curves
+        self.trained: dict[str, Any] = {}
 
     def fit(self, train_feats: Sequence[torch.Tensor], ivectors: bool) -> FrontEnd:
         """Train the UBM on the pooled frames and, with ``ivectors``, the total-variability model."""
@@ -200,7 +221,32 @@ def system_scores(system: str, fe: FrontEnd, train_feats: Sequence[torch.Tensor]
         raise VoxaError("need at least two classes to classify")
     if system == "gmm-ubm":
         return _gmm_ubm_scores(fe, train_feats, labels, classes, test_sets), classes
+    if system in neural_systems():
+        return _neural_scores(system, fe, train_feats, labels, classes, test_sets), classes
     return _ivector_scores(system[len("ivector-"):], fe, train_feats, labels, classes, test_sets), classes
+
+
+def _neural_scores(system: str, fe: FrontEnd, train_feats: Sequence[torch.Tensor], labels: Sequence[str],
+                   classes: list[str], test_sets: Sequence[Sequence[torch.Tensor]]) -> list[np.ndarray]:
+    """Log posteriors ``[n, classes]`` of a neural classifier trained on the frames (the shared trainer;
+    its checkpoints, log and curves go to ``fe.exp/<system>``)."""
+    import dataclasses
+    import tempfile
+
+    from voxa.tasks.neural import predict_logposteriors, train_classifier
+
+    cfg = dataclasses.replace(fe.cfg.neural, system=system)
+    exp = Path(fe.exp) / system if getattr(fe, "exp", None) else Path(tempfile.mkdtemp(prefix="voxa-nn-"))
+    feats = {f"train{i}": f for i, f in enumerate(train_feats)}
+    model = train_classifier(feats, list(feats), list(labels), cfg, exp, class_names=classes)
+    order = [list(model.class_names).index(c) for c in classes]
+    fe.trained[system] = model
+    out = []
+    for k, ts in enumerate(test_sets):
+        tf = {f"t{k}_{i}": f for i, f in enumerate(ts)}
+        lp = predict_logposteriors(model, tf, list(tf), batch_size=cfg.eval_batch_size)
+        out.append(lp[:, order].double().numpy() if len(tf) else np.zeros((0, len(classes))))
+    return out
 
 
 def crop(feats: Sequence[torch.Tensor], frames: int | None) -> tuple[list[torch.Tensor], list[int]]:

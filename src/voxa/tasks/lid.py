@@ -125,7 +125,9 @@ def run_lid(train: Sequence[Record], test: Sequence[Record], cfg: ClassifierConf
     unknown = sorted(set(test_labels) - set(fit_labels))
     if unknown:
         raise VoxaError(f"test language(s) {', '.join(unknown)} have no training utterances")
-    fe = FrontEnd(cfg).fit(fit_feats, ivectors=any(s.startswith("ivector") for s in systems))
+    fe = FrontEnd(cfg, exp / "nn")
+    if any(s in SYSTEMS for s in systems):  # neural systems need no UBM
+        fe.fit(fit_feats, ivectors=any(s.startswith("ivector") for s in systems))
     conditions = []
     for d in durations:
         frames = None if d is None else int(round(d * FRAMES_PER_SECOND))
