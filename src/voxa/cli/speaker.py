@@ -29,6 +29,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     i = verbs.add_parser("identify", help="closed-set identification: train on one set, test another")
     i.add_argument("--train", required=True)
     i.add_argument("--test", required=True)
+    i.add_argument("--system", default="gmm-ubm",
+                   help="gmm-ubm, or a neural system: xvector, resnet-tap, resnet-stats, resnet-sap, "
+                        "resnet-mha, resnet-asp, res-tdnn, lstm, dnn, ... (settings under neural.*, e.g. "
+                        "--set neural.trainer.epochs=20)")
     _common(i)
     i.set_defaults(func=_identify)
     v = verbs.add_parser("verify", help="verification trials: EER, minDCF, DET")
@@ -108,7 +112,22 @@ def _enroll(args: argparse.Namespace) -> int:
 def _identify(args: argparse.Namespace) -> int:
     from voxa.tasks.speaker import run_identification
 
-    print(run_identification(_data(args.train), _data(args.test), _config(args), args.exp).table)
+    if args.system == "gmm-ubm":
+        print(run_identification(_data(args.train), _data(args.test), _config(args), args.exp).table)
+        return 0
+    from voxa.cli.common import config_dict
+    from voxa.tasks.classify import check_system
+    from voxa.tasks.neural import NeuralConfig, run_neural_system
+    from voxa.tasks.speaker import SpeakerConfig
+    from voxa.utils.config import apply_overrides
+
+    check_system(args.system)
+    mine = [o[len("neural."):] for o in args.overrides if o.startswith("neural.")]
+    rest = [o for o in args.overrides if not o.startswith("neural.")]
+    cfg = SpeakerConfig.from_dict(config_dict(args.config, rest))
+    ncfg = NeuralConfig.from_dict({**apply_overrides({}, mine), "system": args.system})
+    res = run_neural_system(_data(args.train), _data(args.test), "speaker", cfg.features, ncfg, args.exp)
+    print(res.table)
     return 0
 
 
