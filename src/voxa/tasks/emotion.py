@@ -31,7 +31,7 @@ import numpy as np
 from voxa.data.manifest import Record
 from voxa.errors import ConfigError, VoxaError
 from voxa.features.cache import load_features
-from voxa.tasks.classify import SYSTEMS, ClassifierConfig, FrontEnd, system_scores
+from voxa.tasks.classify import SYSTEMS, ClassifierConfig, FrontEnd, neural_systems, system_scores
 from voxa.tasks.results import finish, format_table
 
 log = logging.getLogger(__name__)
@@ -52,11 +52,11 @@ DEFAULT_SYSTEM = FUSION  # the best found on EmoDB (73.3 % UAR, leave-one-speake
 def _spec(name: str, overrides: dict[str, Any] | None) -> tuple[str, ClassifierConfig]:
     base = copy.deepcopy(SYSTEM_SPECS.get(name, {"system": name, "features": _MFCC}))
     system = base.pop("system")
-    if system not in SYSTEMS:
+    if system not in SYSTEMS and system not in neural_systems():
         raise ConfigError(f"unknown emotion system {name!r}; choose s1, s2, s3, fusion or one of "
-                          f"{', '.join(SYSTEMS)}")
+                          f"{', '.join(SYSTEMS + neural_systems())}")
     for key, val in (overrides or {}).items():
-        if key not in ("features", "gmm", "ivector"):
+        if key not in ("features", "gmm", "ivector", "neural"):
             raise ConfigError(f"unknown emotion setting {key!r}")
         base[key] = {**base.get(key, {}), **(val or {})}
     return system, ClassifierConfig.from_dict(base)
@@ -177,7 +177,10 @@ def run_emotion(records: Sequence[Record], exp: str | os.PathLike, systems: Sequ
             ivec = system.startswith("ivector")
             key = json.dumps([cfg.to_dict() if ivec else {**cfg.to_dict(), "ivector": None}, ivec],
                              sort_keys=True)
-            if key not in front_ends:
+            if system in neural_systems():
+                # a neural system needs no UBM; its checkpoints and curves go beside the results
+                front_ends[key] = FrontEnd(cfg, Path(exp) / "nn" / f"held-out-{spk}")
+            elif key not in front_ends:
                 front_ends[key] = FrontEnd(cfg).fit(train_feats, ivectors=ivec)
             (sc,), cls = system_scores(system, front_ends[key], train_feats, [labels[i] for i in tr],
                                        [[feats[i] for i in te]])

@@ -23,11 +23,11 @@ TASKS = ("speaker-identification", "speaker-verification", "speaker-verification
 _BASE_KEYS = ("task", "name", "description", "corpus", "sets")
 #: the settings each task takes besides the base keys; anything else in a recipe (or a --set) is an error
 TASK_KEYS: dict[str, tuple[str, ...]] = {
-    "speaker-identification": ("features", "gmm"),
+    "speaker-identification": ("features", "gmm", "system", "neural"),
     "speaker-verification": ("features", "gmm", "trials"),
     "speaker-verification-ivector": ("features", "gmm", "ivector", "trials", "backends", "segment_frames"),
-    "language-id": ("features", "gmm", "ivector", "systems", "durations", "main"),
-    "emotion": ("features", "gmm", "ivector", "systems", "main", "speaker_norm"),
+    "language-id": ("features", "gmm", "ivector", "neural", "systems", "durations", "main"),
+    "emotion": ("features", "gmm", "ivector", "neural", "systems", "main", "speaker_norm"),
     "asr": ("features", "lexicon", "mono", "tri", "systems", "decoder", "grammars", "sil_prob", "smoothing",
             "phone_fold", "pron_probs", "stream_features", "folds"),
 }
@@ -88,8 +88,15 @@ def _check_settings(recipe: dict[str, Any]) -> None:
     sections = {k: recipe[k] for k in ("features", "gmm", "ivector") if k in recipe}
     if recipe["task"] in ("speaker-identification", "speaker-verification"):
         SpeakerConfig.from_dict(sections)
+        if recipe.get("system", "gmm-ubm") != "gmm-ubm":
+            from voxa.tasks.classify import check_system
+            from voxa.tasks.neural import NeuralConfig
+
+            check_system(recipe["system"])
+            NeuralConfig.from_dict({**(recipe.get("neural") or {}), "system": recipe["system"]})
     else:
-        ClassifierConfig.from_dict(sections)
+        neural = {"neural": recipe["neural"]} if "neural" in recipe else {}
+        ClassifierConfig.from_dict({**sections, **neural})
 
 
 def run_recipe(path: str | os.PathLike, data_root: str | None = None, exp: str | None = None,
@@ -138,6 +145,12 @@ def run_recipe(path: str | os.PathLike, data_root: str | None = None, exp: str |
         return _run_classifier_task(recipe, sets, exp_dir, path)
     cfg = SpeakerConfig.from_dict({k: recipe[k] for k in ("features", "gmm") if k in recipe})
     if task == "speaker-identification":
+        if recipe.get("system", "gmm-ubm") != "gmm-ubm":
+            from voxa.tasks.neural import NeuralConfig, run_neural_system
+
+            ncfg = NeuralConfig.from_dict({**(recipe.get("neural") or {}), "system": recipe["system"]})
+            return run_neural_system(_need(sets, "train", path), _need(sets, "test", path), "speaker",
+                                     cfg.features, ncfg, exp_dir)
         return run_identification(_need(sets, "train", path), _need(sets, "test", path), cfg, exp_dir)
     trials = recipe.get("trials") or {}
     ev = _need(sets, "eval", path)
@@ -155,10 +168,11 @@ def _run_classifier_task(recipe: dict[str, Any], sets: dict[str, Any], exp_dir: 
     if task == "emotion":
         from voxa.tasks.emotion import run_emotion
 
-        overrides = {k: recipe[k] for k in ("features", "gmm", "ivector") if k in recipe}
+        overrides = {k: recipe[k] for k in ("features", "gmm", "ivector", "neural") if k in recipe}
         return run_emotion(_need(sets, "all", path), exp_dir, systems=systems, overrides=overrides or None,
                            main=recipe.get("main"), speaker_norm=bool(recipe.get("speaker_norm", True)))
-    cfg = ClassifierConfig.from_dict({k: recipe[k] for k in ("features", "gmm", "ivector") if k in recipe})
+    cfg = ClassifierConfig.from_dict({k: recipe[k] for k in ("features", "gmm", "ivector", "neural")
+                                      if k in recipe})
     if task == "language-id":
         from voxa.tasks.lid import DEFAULT_DURATIONS, run_lid
 
