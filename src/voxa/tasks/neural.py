@@ -508,4 +508,11 @@ def run_neural_system(train_records: Sequence[Any], test_records: Sequence[Any],
                "train_seconds": ts["seconds"], "eval_seconds": round(time.perf_counter() - t1, 2),
                "seconds_total": round(time.perf_counter() - t0, 1), "config": cfg.to_dict(),
                "features": feature_cfg.to_dict()}
+    try:
+        from voxa.nn import figures
+
+        figures.system_figures(model, feats, [r.id for r in test], [_label_of(r, label_field) for r in test],
+                               names, exp, batch_size=cfg.eval_batch_size)
+    except Exception as e:  # the figures are a by-product: a plotting failure must not lose the results
+        log.warning("system figures not written: %s", e)
     return finish(exp, results, title=f"{label_field} ID: {cfg.system}")
