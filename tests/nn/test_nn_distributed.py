@@ -53,9 +53,9 @@ def _worker(rank: int, world: int, init_file: str, out: str) -> None:
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
         feats, ids, labels = _data()
-        # one folder per rank: only rank 0 writes best.pt, so rank 1 returns its own final training
-        # weights and the test sees both ranks' parameters, not rank 0's file twice
-        model = train_classifier(feats, ids, labels, _cfg(PER_RANK_BATCH), Path(out) / f"exp-rank{rank}")
+        # one folder shared by the ranks, as under torchrun: rank 0 writes it, and every rank reads the
+        # best model back only after the trainer's closing barrier
+        model = train_classifier(feats, ids, labels, _cfg(PER_RANK_BATCH), Path(out) / "exp-ddp")
         torch.save(model.state_dict(), Path(out) / f"returned-rank{rank}.pt")
     finally:
         dist.destroy_process_group()
@@ -85,16 +85,16 @@ def test_two_gloo_ranks_train_the_same_weights_as_one_process(tmp_path: Path) ->
     feats, ids, labels = _data()
     single = train_classifier(feats, ids, labels, _cfg(WORLD * PER_RANK_BATCH), tmp_path / "exp-single")
     s_ckpt = torch.load(tmp_path / "exp-single" / "checkpoint.pt", weights_only=True)
-    d_ckpt = torch.load(tmp_path / "exp-rank0" / "checkpoint.pt", weights_only=True)
+    d_ckpt = torch.load(tmp_path / "exp-ddp" / "checkpoint.pt", weights_only=True)
     assert d_ckpt["global_step"] == s_ckpt["global_step"] == 3 * 24 // (WORLD * PER_RANK_BATCH)
     assert single.training_summary["n_fit"] == 24
 
-    # final weights: rank 0's checkpoint and rank 1's own parameters against the single process
+    # final weights against the single process
     _close(d_ckpt["model"], s_ckpt["model"])
-    _close(torch.load(tmp_path / "returned-rank1.pt", weights_only=True), s_ckpt["model"])
-    # the best model (chosen on the same validation losses) that train_classifier returns on rank 0
-    _close(torch.load(tmp_path / "returned-rank0.pt", weights_only=True), single.state_dict())
-    v_single, v_ddp = (_valid_losses(tmp_path / e / "train_log.csv") for e in ("exp-single", "exp-rank0"))
+    # the best model (chosen on the same validation losses) that train_classifier returns, on both ranks
+    for rank in range(WORLD):
+        _close(torch.load(tmp_path / f"returned-rank{rank}.pt", weights_only=True), single.state_dict())
+    v_single, v_ddp = (_valid_losses(tmp_path / e / "train_log.csv") for e in ("exp-single", "exp-ddp"))
     assert len(v_single) == 3
     torch.testing.assert_close(torch.tensor(v_ddp), torch.tensor(v_single), atol=1e-5, rtol=1e-5)
     # it did train: the weights moved from their seeded start

@@ -295,7 +295,7 @@ class Trainer:
                 self.cpu_seconds = time.process_time() - c_start
                 if cfg.checkpoint_every and self.global_step % cfg.checkpoint_every == 0:
                     self.save()
-                if cfg.max_seconds and self.seconds > cfg.max_seconds:
+                if cfg.max_seconds and self._agree(self.seconds > cfg.max_seconds):
                     stop = True
                     break
             bar.close()
@@ -304,7 +304,7 @@ class Trainer:
                 break
             valid, figures = self._validate()
             self.sched.step(valid)
-            row = {"epoch": self.epoch, "step": self.global_step, "train_loss": _mean(losses),
+            row = {"epoch": self.epoch, "step": self.global_step, "train_loss": self._mean_over_ranks(losses),
                    "valid_loss": valid, "lr": self.opt.param_groups[0]["lr"],
                    "seconds": round(self.seconds, 1), "cpu_hours": round(self.cpu_seconds / 3600, 4),
                    **figures}
@@ -319,8 +319,28 @@ class Trainer:
             if self.rank == 0:
                 log.info("epoch %d: train %.3f valid %.3f lr %.2e", row["epoch"], row["train_loss"], valid,
                          row["lr"])
+        if self.world > 1:
+            # rank 0 may still be writing best.pt and the log: nobody reads them before it is done
+            torch.distributed.barrier()
         return {"epochs": self.epoch, "steps": self.global_step, "best_valid": self.best,
                 "seconds": self.seconds, "history": self.history}
+
+    def _agree(self, flag: bool) -> bool:
+        """``flag`` on any rank (a stop every rank takes at the same step, so none waits in a
+        gradient all-reduce the others have left)."""
+        if self.world == 1:
+            return flag
+        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+        return bool(t.item() > 0)
+
+    def _mean_over_ranks(self, losses: list[float]) -> float:
+        """The epoch's mean training loss over every rank's batches."""
+        if self.world == 1:
+            return _mean(losses)
+        t = torch.tensor([sum(losses), float(len(losses))], dtype=torch.float64, device=self.device)
+        torch.distributed.all_reduce(t)
+        return float(t[0] / t[1]) if t[1] > 0 else float("nan")
 
     def _validate(self) -> tuple[float, dict[str, Any]]:
         value = torch.tensor(0.0)

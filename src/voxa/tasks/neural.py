@@ -345,7 +345,8 @@ def train_classifier(feats: Mapping[str, torch.Tensor], train_ids: Sequence[str]
         "epochs": summary["epochs"], "steps": summary["steps"], "best_valid_loss": summary["best_valid"],
         "seconds": round(float(summary["seconds"]), 2), "parameters": int(n_params),
         "n_fit": len(fit_ids), "n_valid": len(valid_idx)}
-    _save(model, Path(exp) / "model.safetensors", names, cfg)
+    if trainer.rank == 0:
+        _save(model, Path(exp) / "model.safetensors", names, cfg)
     return model
 
 
