@@ -67,24 +67,30 @@ class MaskedBatchNorm(nn.BatchNorm1d):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Normalise ``x [B, C, ...]``; ``mask`` (bool, broadcastable to ``x``, size 1 on ``C``) marks
         valid positions."""
-        if mask is None or not self.training or not self.track_running_stats:
+        if mask is None or not self.training or not self.track_running_stats or bool(mask.all()):
+            # no padding in the batch (equal-length crops): the fused kernel gives the same statistics
             return super().forward(x)
         dims = [0, *range(2, x.dim())]
         m = mask.to(x.dtype)
         n = m.expand(x.shape[0], 1, *x.shape[2:]).sum()
-        mean = (x * m).sum(dims) / n.clamp(min=1)
+        xm = x * m
+        # one pass for both moments: the masked path is the cost of training with padded batches
+        mean = xm.sum(dims) / n.clamp(min=1)
+        var = ((xm * x).sum(dims) / n.clamp(min=1) - mean ** 2).clamp_min(0.0)
         shape = (1, -1) + (1,) * (x.dim() - 2)
-        var = (((x - mean.view(shape)) ** 2) * m).sum(dims) / n.clamp(min=1)
         with torch.no_grad():
             self.num_batches_tracked += 1
             mom = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
             self.running_mean.mul_(1 - mom).add_(mom * mean.detach())
             unbiased = var.detach() * n / (n - 1).clamp(min=1)
             self.running_var.mul_(1 - mom).add_(mom * unbiased)
-        y = (x - mean.view(shape)) / torch.sqrt(var.view(shape) + self.eps)
+        scale = torch.rsqrt(var + self.eps)
         if self.affine:
-            y = y * self.weight.view(shape) + self.bias.view(shape)
-        return y
+            scale = scale * self.weight
+        shift = -mean * scale
+        if self.affine:
+            shift = shift + self.bias
+        return x * scale.view(shape) + shift.view(shape)
 
 
 class TDNNLayer(nn.Module):
