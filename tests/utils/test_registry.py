@@ -191,7 +191,9 @@ ABSTRACT = {"voxa.tse.TseModel", "TseModel"}
 
 
 def test_every_registered_class_has_a_round_trip_case():
-    assert set(registered()) - ABSTRACT == set(CASES)
+    # tests and docstring examples register stand-in classes of their own (voxa.tests.*, voxa.doc.*)
+    shipped = {t for t in registered() if not t.startswith(("voxa.tests.", "voxa.doc."))}
+    assert shipped - ABSTRACT == set(CASES)
 
 
 def test_tags_are_dotted():
