@@ -181,3 +181,17 @@ def test_streamed_features_train_the_same_model_as_in_memory(yesno) -> None:
     a = train_asr(train, cfg, root / "exp", streamed).am
     b = train_asr(train, cfg, root / "exp", feats).am
     assert torch.equal(a.means, b.means) and torch.equal(a.log_self, b.log_self)
+
+
+@needs_espeak
+def test_word_position_phones_train_and_decode(yesno) -> None:
+    from voxa.tasks.asr import decode_asr, make_graph, score_asr, train_asr, transcripts_of
+
+    recs, cfg, feats, root = yesno
+    cfg = type(cfg).from_dict({"lexicon": {"type": "cmudict", "word_position": True},
+                               "mono": {"num_iters": 10, "max_gaussians": 80, "mixup_iters": 8}})
+    system = train_asr([r for r in recs if r.extra["split"] == "train"], cfg, root / "exp", feats)
+    assert {"Y_B", "EH_I", "S_E", "N_B", "OW_E"} <= set(system.am.phones)
+    refs = transcripts_of([r for r in recs if r.extra["split"] == "test"])
+    hyps, _ = decode_asr(system, make_graph(system, "loop", cfg, root / "exp"), feats, sorted(refs), cfg)
+    assert score_asr(refs, hyps)["wer"] <= 5.0
