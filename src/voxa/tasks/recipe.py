@@ -25,7 +25,8 @@ _BASE_KEYS = ("task", "name", "description", "corpus", "sets")
 TASK_KEYS: dict[str, tuple[str, ...]] = {
     "speaker-identification": ("features", "gmm", "system", "neural"),
     "speaker-verification": ("features", "gmm", "trials"),
-    "speaker-verification-ivector": ("features", "gmm", "ivector", "trials", "backends", "segment_frames"),
+    "speaker-verification-ivector": ("features", "gmm", "ivector", "neural", "embedder", "trials", "backends",
+                                     "segment_frames"),
     "language-id": ("features", "gmm", "ivector", "neural", "systems", "durations", "main"),
     "emotion": ("features", "gmm", "ivector", "neural", "systems", "main", "speaker_norm"),
     "asr": ("features", "lexicon", "mono", "tri", "systems", "decoder", "grammars", "sil_prob", "smoothing",
@@ -187,7 +188,8 @@ def _run_classifier_task(recipe: dict[str, Any], sets: dict[str, Any], exp_dir: 
                                     nontarget_ratio=float(trials.get("nontarget_ratio", 1.0)),
                                     seed=int(trials.get("seed", 0)),
                                     backends=recipe.get("backends", list(VERIFICATION_BACKENDS)),
-                                    segment_frames=recipe.get("segment_frames", 300))
+                                    segment_frames=recipe.get("segment_frames", 300),
+                                    embedder=recipe.get("embedder"))
 
 
 def _need(sets: dict[str, Any], name: str, path: Any) -> Any:

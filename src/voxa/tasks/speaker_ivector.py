@@ -99,7 +99,7 @@ def run_ivector_verification(background: Sequence[Record], test_set: Sequence[Re
                              trials: Sequence[Trial] | str | os.PathLike | None = None,
                              nontarget_ratio: float = 1.0, seed: int = 0,
                              backends: Sequence[str] = VERIFICATION_BACKENDS,
-                             segment_frames: int | None = 300) -> dict[str, Any]:
+                             segment_frames: int | None = 300, embedder: str | None = None) -> dict[str, Any]:
     """i-vector speaker verification; writes ``results.json`` (``eer``/``min_dcf`` of the first
     back-end at the top, every back-end under ``backends``), ``scores_<backend>`` and ``det.png``.
 
@@ -107,6 +107,10 @@ def run_ivector_verification(background: Sequence[Record], test_set: Sequence[Re
     speakers with a single utterance (LibriSpeech's train-clean-100 here), every background
     utterance is also cut into pieces of ``segment_frames`` feature frames (``None``: never), so
     each speaker has several -- within-session variability only, which the results record.
+
+    ``embedder`` names a neural system (``xvector``, ``resnet-sap``, ...; settings in ``cfg.neural``):
+    it is trained to classify the background speakers (random crops of their utterances), and its
+    embeddings (``model.embed``, the x-vector) replace the i-vectors before the same back-ends.
     """
     from voxa.metrics import detection_metrics, plot_det
 
@@ -119,8 +123,24 @@ def run_ivector_verification(background: Sequence[Record], test_set: Sequence[Re
     bg_recs = [r for r in background if r.speaker is not None]
     if len({r.speaker for r in bg_recs}) < 2:
         raise VoxaError("the background set needs speaker labels of at least two speakers")
-    fe = FrontEnd(cfg).fit([feats[r.id] for r in background], ivectors=True)
-    fe.tv.save(exp / "tv.safetensors")
+    if embedder is None:
+        fe = FrontEnd(cfg).fit([feats[r.id] for r in background], ivectors=True)
+        fe.tv.save(exp / "tv.safetensors")
+        vectors = fe.ivectors
+    else:
+        import dataclasses
+
+        from voxa.tasks.neural import embed, train_classifier
+
+        if "jfa" in backends:
+            raise ConfigError("jfa scores GMM supervectors; it does not apply to neural embeddings")
+        ncfg = dataclasses.replace(cfg.neural, system=embedder)
+        model = train_classifier(feats, [r.id for r in bg_recs], [r.speaker for r in bg_recs], ncfg,
+                                 exp / "nn")
+
+        def vectors(fl: Sequence[Any]) -> np.ndarray:
+            tmp = {str(i): f for i, f in enumerate(fl)}
+            return embed(model, tmp, list(tmp), batch_size=ncfg.eval_batch_size).X.astype(np.float64)
     bg_feats = [feats[r.id] for r in bg_recs]
     bg_spk = [r.speaker for r in bg_recs]
     counts: dict[str, int] = {}
@@ -129,12 +149,12 @@ def run_ivector_verification(background: Sequence[Record], test_set: Sequence[Re
     segmented = bool(segment_frames) and min(counts.values()) < 2
     if segmented:
         bg_feats, bg_spk = segment(bg_feats, bg_spk, int(segment_frames))
-    bg = fe.ivectors(bg_feats)
+    bg = vectors(bg_feats)
     ids = sorted({t.enroll for t in trials} | {t.test for t in trials})
     missing = [u for u in ids if u not in feats]
     if missing:
         raise VoxaError(f"trial id {missing[0]!r} is not an utterance of the test data")
-    iv = fe.ivectors([feats[u] for u in ids])
+    iv = vectors([feats[u] for u in ids])
     row = {u: i for i, u in enumerate(ids)}
     labels = np.array([t.target for t in trials])
     per_backend, curves = {}, {}
@@ -152,13 +172,16 @@ def run_ivector_verification(background: Sequence[Record], test_set: Sequence[Re
                                                        for t, s in zip(trials, scores)))
         per_backend[b] = {k: (float(v) if isinstance(v, (float, np.floating)) else v)
                           for k, v in detection_metrics(scores, labels).items()}
-        curves["JFA" if b == "jfa" else f"i-vector {b}"] = (scores, labels)
-    plot_det(curves, exp / "det.png", title="speaker verification, i-vectors")
+        kind = "i-vector" if embedder is None else embedder
+        curves["JFA" if b == "jfa" else f"{kind} {b}"] = (scores, labels)
+    plot_det(curves, exp / "det.png", title=f"speaker verification, {embedder or 'i-vectors'}")
     first = per_backend[backends[0]]
-    name = backends[0] if backends[0] == "jfa" else f"ivector-{backends[0]}"
+    prefix = "ivector" if embedder is None else embedder
+    name = backends[0] if backends[0] == "jfa" else f"{prefix}-{backends[0]}"
     results = {"system": name, "eer": first["eer"], "min_dcf": first.get("min_dcf"),
                "backends": per_backend, "n_trials": len(trials), "n_background": len(background),
                "background_segmented": segmented, "n_background_vectors": len(bg_feats),
                "config": cfg.to_dict(), "seconds_total": round(time.perf_counter() - t0, 1)}
     return finish(exp, results, format_table({f"{b} eer": v["eer"] for b, v in per_backend.items()},
-                                             f"speaker verification, i-vectors ({len(trials)} trials)"))
+                                             f"speaker verification, {embedder or 'i-vectors'} "
+                                             f"({len(trials)} trials)"))
