@@ -94,3 +94,26 @@ def test_jfa_scores_rank_same_speaker_pairs_higher():
     off = ~np.eye(len(same), dtype=bool)
     assert m.shape == (20, 20)
     assert eer(m[off], same[off]) < 0.3  # chance is 0.5
+
+
+def test_neural_embeddings_feed_the_verification_back_ends(tmp_path):
+    """x-vectors trained on 4 synthetic voices score trials between the 2 others (the embedder path)."""
+    from voxa.data.corpora import prepare
+    from voxa.data.synthetic import make_digit_corpus
+    from voxa.tasks.classify import ClassifierConfig
+    from voxa.tasks.speaker_ivector import run_ivector_verification
+
+    make_digit_corpus(tmp_path / "c", takes=2)
+    recs = prepare("fsdd", tmp_path / "c", tmp_path / "d")
+    speakers = sorted({r.speaker for r in recs})
+    bg = [r for r in recs if r.speaker in speakers[:4]]
+    ev = [r for r in recs if r.speaker in speakers[4:]]
+    cfg = ClassifierConfig.from_dict({
+        "features": {"type": "mfcc", "deltas": 2, "cmvn": "utt", "vad": True},
+        "neural": {"model": {"hidden": 32, "emb_dim": 16, "stats_dim": 64},
+                   "trainer": {"epochs": 3, "batch_size": 8, "progress": False}, "crop": None}})
+    res = run_ivector_verification(bg, ev, cfg, tmp_path / "exp", backends=["cosine", "plda"],
+                                   embedder="xvector", segment_frames=None)
+    assert res["system"] == "xvector-cosine" and set(res["backends"]) == {"cosine", "plda"}
+    assert 0.0 <= res["eer"] <= 1.0 and res["n_trials"] > 0
+    assert (tmp_path / "exp" / "nn" / "model.safetensors").is_file()
