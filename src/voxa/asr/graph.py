@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from voxa.asr.acoustic import AcousticModel
+from voxa.asr.lexicon import pron_options
 from voxa.errors import ConfigError, VoxaError
 
 log = logging.getLogger(__name__)
@@ -46,20 +47,6 @@ log = logging.getLogger(__name__)
 
 def _cost(p: float) -> float:
     return -math.log(p) if p > 0 else float("inf")
-
-
-def pron_list(prons: Any, word: str) -> list[tuple[tuple[str, ...], float]]:
-    """``[(phones, prob), ...]`` of ``word`` from a Lexicon (``.prons``) or a plain mapping."""
-    options = prons.prons(word) if hasattr(prons, "prons") else prons.get(word)
-    if not options:
-        raise VoxaError(f"word {word!r} is not in the lexicon")
-    out = []
-    for o in options:
-        if len(o) == 2 and not isinstance(o[1], str):
-            out.append((tuple(o[0]), float(o[1])))
-        else:
-            out.append((tuple(o), 1.0))
-    return out
 
 
 def _compile(lines: list[str]):
@@ -114,7 +101,7 @@ def lexicon_fst(am: AcousticModel, prons: Any, words: Sequence[str], word_ids: M
     for ``k < num_disambig`` (``#0`` passes G's backoff symbol through).
     """
     phone_id = {p: i + 1 for i, p in enumerate(am.phones)}
-    entries = [(w, ph, p) for w in words for ph, p in pron_list(prons, w)]
+    entries = [(w, ph, p) for w in words for ph, p in pron_options(prons, w)]
     for w, ph, _ in entries:
         missing = [x for x in ph if x not in phone_id]
         if missing:

@@ -27,7 +27,8 @@ from typing import Any
 import torch
 
 from voxa.asr.acoustic import AcousticModel
-from voxa.asr.graph import _compile, _remove_disambig, _word_table, hmm_fst, lexicon_fst, pron_list
+from voxa.asr.graph import _compile, _remove_disambig, _word_table, hmm_fst, lexicon_fst
+from voxa.asr.lexicon import pron_options
 from voxa.errors import VoxaError
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ def _split(phones: list[str], words: Sequence[str], prons: Any) -> list[tuple[st
     def rec(i: int, k: int) -> bool:
         if k == len(words):
             return i == len(phones)
-        for pr, _ in sorted(pron_list(prons, words[k]), key=lambda x: -len(x[0])):
+        for pr, _ in sorted(pron_options(prons, words[k]), key=lambda x: -len(x[0])):
             if tuple(phones[i:i + len(pr)]) == pr:
                 out.append(pr)
                 if rec(i + len(pr), k + 1):

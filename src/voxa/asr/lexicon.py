@@ -33,6 +33,7 @@ import shutil
 import subprocess
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from voxa.errors import VoxaError
 from voxa.utils.atomic import write_text_atomic
@@ -348,4 +349,27 @@ def g2p_espeak(words: Iterable[str], voice: str = "en-us", stress: bool = False)
             toks = [t for t in toks if t]
         if toks:
             out[w] = tuple(toks)
+    return out
+
+
+def pron_options(prons: Any, word: str) -> list[tuple[tuple[str, ...], float]]:
+    """``[(phones, prob), ...]`` of ``word`` from a :class:`Lexicon` or a plain
+    ``{word: [(phones, prob) or phones, ...]}`` mapping (a bare phone list has probability 1).
+
+    Raises:
+        VoxaError: the word has no pronunciation.
+
+    Example:
+        >>> pron_options({"a": [["AH"], (("EY",), 0.5)]}, "a")
+        [(('AH',), 1.0), (('EY',), 0.5)]
+    """
+    options = prons.prons(word) if hasattr(prons, "prons") else prons.get(word)
+    if not options:
+        raise VoxaError(f"word {word!r} is not in the lexicon")
+    out = []
+    for o in options:
+        if len(o) == 2 and not isinstance(o[1], str):
+            out.append((tuple(o[0]), float(o[1])))
+        else:
+            out.append((tuple(o), 1.0))
     return out

@@ -42,6 +42,7 @@ from tqdm import tqdm
 from voxa.asr.acoustic import AcousticModel, GmmStats
 from voxa.asr.align import Alignment, Chain, align_batch, build_chain, equal_alignment
 from voxa.errors import ConfigError, VoxaError
+from voxa.gmm.distributed import is_distributed
 
 log = logging.getLogger(__name__)
 
@@ -96,15 +97,9 @@ class MonoConfig:
 def best_pron(prons: Prons, word: str) -> list[str]:
     """The most probable pronunciation of ``word`` in a ``{word: [(phones, prob), ...]}`` mapping (or a
     :class:`voxa.asr.lexicon.Lexicon`, whose ``prons(word)`` gives that list)."""
-    options = prons.prons(word) if hasattr(prons, "prons") else prons.get(word)
-    if not options:
-        raise VoxaError(f"word {word!r} is not in the lexicon")
-    best, best_p = None, -1.0
-    for o in options:
-        phones, p = (o[0], float(o[1])) if (len(o) == 2 and not isinstance(o[1], str)) else (o, 1.0)
-        if p > best_p:
-            best, best_p = list(phones), p
-    return best
+    from voxa.asr.lexicon import pron_options
+
+    return list(max(pron_options(prons, word), key=lambda o: o[1])[0])
 
 
 def check_words(prons: Prons, transcripts: Mapping[str, Sequence[str]]) -> None:
@@ -172,15 +167,9 @@ def align_utterances(am: AcousticModel, feats: Mapping[str, torch.Tensor],
     return out
 
 
-def _distributed() -> bool:
-    import torch.distributed as dist
-
-    return dist.is_available() and dist.is_initialized()
-
-
 def _all_ranks_words(words: set[str]) -> list[str]:
     """The union of every rank's transcript words, so that all ranks build the same phone set."""
-    if _distributed():
+    if is_distributed():
         import torch.distributed as dist
 
         parts: list[Any] = [None] * dist.get_world_size()
@@ -194,7 +183,7 @@ def _global_moments(feats: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.
     n = torch.tensor([float(sum(f.shape[0] for f in feats))], dtype=torch.float64)
     s1 = sum(f.to(torch.float64).sum(0) for f in feats)
     s2 = sum((f.to(torch.float64) ** 2).sum(0) for f in feats)
-    if _distributed():
+    if is_distributed():
         import torch.distributed as dist
 
         for t in (n, s1, s2):
