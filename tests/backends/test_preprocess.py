@@ -118,3 +118,24 @@ def test_bad_inputs_raise_clear_errors() -> None:
         LDA(n_components=11).fit(X, y)
     with pytest.raises(VoxaError, match="single vector"):
         WCCN().fit(X[:6], np.arange(6))
+
+
+def test_nap_removes_the_direction_copies_of_one_utterance_differ_in() -> None:
+    from voxa.backends import NAP
+
+    rng = np.random.default_rng(1)
+    g = np.repeat(np.arange(40), 3)
+    nuisance = np.array([0.6, 0.8, 0.0, 0.0])
+    X = rng.normal(size=(40, 4))[g] + np.outer(rng.normal(size=120) * 4, nuisance)
+    Z = NAP(n_components=1).fit(X, g).transform(X)
+    assert np.abs(Z @ nuisance).max() < 1e-9
+    # the class information (the utterance means) mostly survives
+    kept = X - np.outer(X @ nuisance, nuisance)
+    assert np.linalg.norm(Z, axis=1).mean() > 0.5 * np.linalg.norm(kept, axis=1).mean()
+
+
+def test_nap_with_too_many_components_is_a_config_error() -> None:
+    from voxa.backends import NAP
+
+    with pytest.raises(ConfigError, match="below the dimension"):
+        NAP(n_components=4).fit(np.random.default_rng(0).normal(size=(12, 4)), np.repeat(np.arange(4), 3))

@@ -360,3 +360,37 @@ def test_real_asterisk():
     en = [r for r in recs if r.language == "en"]
     assert sum(r.text is not None for r in en) > 0.9 * len(en)
     assert next(r for r in en if r.id == "en-digits-7").text == "seven"
+
+
+# ----------------------------------------------------------------------------- klettres
+
+def _ogg(path: Path, seconds: float = 0.5) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), 0.1 * np.sin(np.arange(int(44100 * seconds)) * 0.05), 44100, format="OGG",
+             subtype="VORBIS")
+
+
+def test_klettres_reads_languages_variants_and_names(tmp_path):
+    from voxa.data.corpora import prepare_klettres
+
+    _ogg(tmp_path / "fr" / "alpha" / "a-0.ogg")
+    _ogg(tmp_path / "fr" / "syllab" / "ba.ogg")
+    _ogg(tmp_path / "en_GB" / "alpha" / "a-0.ogg")
+    (tmp_path / "fr" / "sounds.xml").write_text(
+        '<klettres><language code="fr"><alphabet><sound name="A" file="fr/alpha/a-0.ogg" />'
+        '</alphabet></language></klettres>', encoding="utf-8")
+    (tmp_path / "pics").mkdir()  # not a language folder
+    recs = {r.id: r for r in prepare_klettres(tmp_path)}
+    assert sorted(recs) == ["klettres-en_GB-alpha-a-0", "klettres-fr-alpha-a-0", "klettres-fr-syllab-ba"]
+    gb = recs["klettres-en_GB-alpha-a-0"]
+    assert (gb.language, gb.speaker, gb.extra["set"]) == ("en", "klettres-en_GB", "alpha")
+    assert recs["klettres-fr-alpha-a-0"].text == "A" and recs["klettres-fr-syllab-ba"].text is None
+    assert abs(recs["klettres-fr-syllab-ba"].duration - 0.5) < 0.01
+
+
+def test_klettres_without_sounds_is_a_corpus_error(tmp_path):
+    from voxa.data.corpora import prepare_klettres
+
+    (tmp_path / "fr").mkdir()
+    with pytest.raises(CorpusError, match="no KLettres sounds"):
+        prepare_klettres(tmp_path)

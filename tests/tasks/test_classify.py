@@ -159,3 +159,17 @@ def test_a_neural_system_scores_beside_the_statistical_ones(tmp_path):
     pred = [classes[i] for i in scores.argmax(1)]
     assert np.mean([p == y for p, y in zip(pred, y_test)]) >= 0.9
     assert (tmp_path / "xvector" / "model.safetensors").is_file()
+
+
+def test_ivector_dnn_learns_the_classes_from_one_frame_utterances(tmp_path):
+    train, y_train = _utts(30, seed=0)
+    test, y_test = _utts(10, seed=1)
+    cfg = ClassifierConfig.from_dict({"gmm": {"n_components": 4, "max_iter": 3},
+                                      "ivector": {"rank": 4, "n_iter": 3},
+                                      "neural": {"trainer": {"epochs": 15, "batch_size": 16},
+                                                 "model": {"hidden": 32, "layers": 1}}})
+    fe = FrontEnd(cfg, tmp_path).fit(train, ivectors=True)
+    (scores,), classes = system_scores("ivector-dnn", fe, train, y_train, [test])
+    pred = [classes[i] for i in scores.argmax(1)]
+    assert np.mean([p == y for p, y in zip(pred, y_test)]) >= 0.9
+    assert (tmp_path / "ivector-dnn").is_dir()

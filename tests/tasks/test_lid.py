@@ -182,3 +182,69 @@ def test_run_lid_unknown_system_is_an_error(corpus, tmp_path):
     _, train, test = corpus
     with pytest.raises(ConfigError, match="unknown system"):
         run_lid(train, test, _cfg(), tmp_path, systems=["ivector-nope"])
+
+
+def _augmented_cfg():
+    d = _cfg().to_dict()
+    d["augment"] = {"copies": 2, "speed": [0.9, 1.1], "vtlp": [0.9, 1.1]}
+    d["ivector"]["nap_dim"] = 2
+    return ClassifierConfig.from_dict({k: d[k] for k in ("features", "gmm", "ivector", "augment")})
+
+
+def test_run_lid_with_perturbed_copies_trains_on_them_and_runs_nap(corpus, tmp_path):
+    _, train, test = corpus
+    res = run_lid(train, test, _augmented_cfg(), tmp_path, systems=["ivector-nap"], durations=(None,))
+    assert res["n_train_perturbed"] == 2 * res["n_train"]
+    assert 0.0 <= res["systems"]["ivector-nap"]["full"]["cavg"] < 0.5
+
+
+def test_run_lid_nap_without_perturbed_copies_is_an_error(corpus, tmp_path):
+    _, train, test = corpus
+    with pytest.raises(ConfigError, match="augment.copies"):
+        run_lid(train, test, _cfg(), tmp_path, systems=["ivector-nap"], durations=(None,))
+
+
+def _flat_model(tmp_path, dim):
+    import torch
+
+    from voxa.asr.acoustic import AcousticModel
+
+    am = AcousticModel.init_flat(["SIL", "a", "b", "c"], dim, torch.zeros(dim), torch.ones(dim))
+    am.means = am.means + torch.randn(am.means.shape, generator=torch.Generator().manual_seed(0))
+    am._cache = None
+    am.save(tmp_path / "final.mdl.safetensors")
+    return tmp_path
+
+
+def test_phonetic_features_are_log_phone_posteriors(corpus, tmp_path):
+    from voxa.tasks.classify import PhoneticConfig, phonetic_features
+
+    _, train, _ = corpus
+    cfg = PhoneticConfig(model=str(_flat_model(tmp_path, 13)), features=_cfg().features)
+    feats = phonetic_features(train[:3], cfg, tmp_path / "feats")
+    x = feats[train[0].id]
+    assert x.shape[1] == 4 and torch_allclose_rows(x)
+
+
+def torch_allclose_rows(x):
+    return bool((x.exp().sum(1) - 1).abs().max() < 1e-3)
+
+
+def test_run_lid_on_phonetic_features(corpus, tmp_path):
+    _, train, test = corpus
+    d = _cfg().to_dict()
+    d["phonetic"] = {"model": str(_flat_model(tmp_path, 13)),
+                     "features": {"type": "mfcc", "deltas": 0, "vad": False}}
+    cfg = ClassifierConfig.from_dict({k: d[k] for k in ("features", "gmm", "ivector", "phonetic")})
+    res = run_lid(train, test, cfg, tmp_path / "exp", systems=["gmm-ubm"], durations=(None,))
+    assert res["config"]["phonetic"]["model"].endswith(tmp_path.name)
+    assert 0.0 <= res["systems"]["gmm-ubm"]["full"]["cavg"] <= 1.0
+
+
+def test_phonetic_model_missing_is_an_error(corpus, tmp_path):
+    _, train, test = corpus
+    d = _cfg().to_dict()
+    cfg = ClassifierConfig.from_dict({**{k: d[k] for k in ("features", "gmm", "ivector")},
+                                      "phonetic": {"model": str(tmp_path / "nope")}})
+    with pytest.raises(VoxaError, match="phonetic.model not found"):
+        run_lid(train, test, cfg, tmp_path / "exp", systems=["gmm-ubm"], durations=(None,))

@@ -59,7 +59,7 @@ def _backend(name):
             y = np.repeat([0, 1, 2], 10)
             scores = [np.eye(3)[y] + _RNG.normal(size=(30, 3)), _RNG.normal(size=(30, 3))]
             return BACKENDS[name]().fit(scores, y)
-        kw = {"n_components": 3} if name == "lda" else {}
+        kw = {"n_components": 3} if name == "lda" else {"n_components": 2} if name == "nap" else {}
         return BACKENDS[name](**kw).fit(_X, _SPK)
 
     return make
@@ -159,6 +159,7 @@ CASES = {
     "voxa.backends.LengthNorm": (_backend("lnorm"), lambda m: m.transform(_X)),
     "voxa.backends.LDA": (_backend("lda"), lambda m: m.transform(_X)),
     "voxa.backends.WCCN": (_backend("wccn"), lambda m: m.transform(_X)),
+    "voxa.backends.NAP": (_backend("nap"), lambda m: m.transform(_X)),
     "voxa.backends.PLDA": (_backend("plda"), lambda m: m.score(_X[:3], _X[3:9])),
     "voxa.backends.CosineScorer": (_backend("cosine"), lambda m: m.score(_X[3:9])),
     "voxa.backends.SVMBackend": (_backend("svm"), lambda m: m.decision_function(_X)),

@@ -1,6 +1,6 @@
 """Score back-ends for fixed-length utterance vectors (i-vectors, x-vectors).
 
-Pre-processing (:class:`LengthNorm`, :class:`LDA`, :class:`WCCN`), verification scoring
+Pre-processing (:class:`LengthNorm`, :class:`LDA`, :class:`WCCN`, :class:`NAP`), verification scoring
 (:func:`cosine_scores`, :class:`CosineScorer`, :class:`PLDA`), closed-set classifiers
 (:class:`SVMBackend`, :class:`LogisticBackend`), score normalisation (:func:`znorm`,
 :func:`tnorm`, :func:`snorm`, :func:`as_norm`) and calibration (:class:`LinearCalibration`,
@@ -29,13 +29,14 @@ from voxa.backends.cosine import CosineScorer, cosine_scores
 from voxa.backends.logistic import LogisticBackend
 from voxa.backends.norm import as_norm, snorm, tnorm, znorm
 from voxa.backends.plda import PLDA
-from voxa.backends.preprocess import LDA, WCCN, LengthNorm
+from voxa.backends.preprocess import LDA, NAP, WCCN, LengthNorm
 from voxa.backends.svm import SVMBackend
 
 BACKENDS: dict[str, type] = {
     "lnorm": LengthNorm,
     "lda": LDA,
     "wccn": WCCN,
+    "nap": NAP,
     "plda": PLDA,
     "cosine": CosineScorer,
     "svm": SVMBackend,
@@ -46,6 +47,6 @@ BACKENDS: dict[str, type] = {
 
 __all__ = [
     "BACKENDS", "CosineScorer", "LDA", "LengthNorm", "LinearCalibration", "LogisticBackend",
-    "MultiClassCalibration", "MultiClassFusion", "PLDA", "SVMBackend", "WCCN", "as_norm",
+    "MultiClassCalibration", "MultiClassFusion", "NAP", "PLDA", "SVMBackend", "WCCN", "as_norm",
     "cosine_scores", "snorm", "tnorm", "znorm",
 ]

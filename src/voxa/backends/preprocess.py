@@ -1,4 +1,4 @@
-"""Linear pre-processing of utterance vectors: length normalisation, Fisher LDA and WCCN.
+"""Linear pre-processing of utterance vectors: length normalisation, Fisher LDA, WCCN and NAP.
 
 Each is a scikit-learn transformer (``fit(X, y)`` returns self, ``transform(X)``,
 ``fit_transform``) working on ``[n, d]`` numpy arrays in float64, so they chain in a
@@ -239,3 +239,57 @@ class WCCN(TransformerMixin, SavableBackend):
         """Map ``X [n, d]`` to ``X @ B`` (``[n, d]``)."""
         self._check_fitted()
         return as_matrix(X, dim=self.projection_.shape[0]) @ self.projection_
+
+
+class NAP(TransformerMixin, SavableBackend):
+    """Nuisance attribute projection (Solomonoff, Campbell & Boardman, 2005).
+
+    Removes the ``n_components`` directions along which vectors of the same *group* differ most: with
+    groups that share the class but not the nuisance (an utterance and its voice-perturbed copies, or
+    one speaker's sessions when the channel is the nuisance), those are the nuisance's directions.
+    ``P = I - U U^T`` with ``U`` the leading eigenvectors of the within-group scatter; vectors map to
+    ``x -> x P``.
+
+    Args:
+        n_components: directions removed (``>= 1``).
+
+    Attributes:
+        nuisance_: ``[d, n_components]`` the removed directions ``U`` (orthonormal columns).
+
+    Example:
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> g = np.repeat(np.arange(50), 3)                     # 50 utterances x 3 voices
+        >>> X = rng.normal(size=(50, 4))[g] + np.outer(rng.normal(size=150) * 5, [1, 0, 0, 0])
+        >>> nap = NAP(n_components=1).fit(X, g)
+        >>> bool(abs(nap.nuisance_[0, 0]) > 0.99)
+        True
+    """
+
+    _arrays = ("nuisance_",)
+
+    def __init__(self, n_components: int = 10) -> None:
+        if isinstance(n_components, bool) or not isinstance(n_components, int) or n_components < 1:
+            raise ConfigError(f"NAP: n_components must be an integer >= 1, got {n_components!r}")
+        self.n_components = n_components
+
+    def fit(self, X: Any, y: Any) -> NAP:
+        """Fit on ``X [n, d]`` with nuisance groups ``y [n]`` (vectors alike but for the nuisance)."""
+        X = as_matrix(X)
+        d = X.shape[1]
+        groups, codes = as_labels(y, X.shape[0], min_classes=1, name="groups")
+        counts, means = _class_stats(X, codes, groups.size)
+        if (counts >= 2).sum() == 0:
+            raise VoxaError("NAP: every group has a single vector; there is no within-group variability")
+        if self.n_components >= d:
+            raise ConfigError(f"NAP: n_components={self.n_components} must be below the dimension {d}")
+        dev = X - means[codes]
+        evals, evecs = np.linalg.eigh(dev.T @ dev)
+        self.nuisance_ = _sign_fix(evecs[:, ::-1][:, : self.n_components])
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Project ``X [n, d]`` off the nuisance directions (``[n, d]``)."""
+        self._check_fitted()
+        X = as_matrix(X, dim=self.nuisance_.shape[0])
+        return X - (X @ self.nuisance_) @ self.nuisance_.T

@@ -49,13 +49,39 @@ def _edges(sample_rate: int, low_freq: float, high_freq: float) -> tuple[float, 
     return low_freq, high
 
 
+def vtln_warp_freq(f: torch.Tensor, alpha: float, low: float, high: float, vtln_low: float = 100.0,
+                   vtln_high: float = -500.0) -> torch.Tensor:
+    """Kaldi's piecewise-linear vocal-tract-length warping of frequencies ``f`` (Hz) by ``alpha``.
+
+    Between the cut-offs a frequency is scaled by ``1 / alpha``; below ``vtln_low`` and above
+    ``vtln_high`` (``<= 0``: offset from ``high``) two linear pieces keep ``low`` and ``high`` fixed, so the
+    filterbank still spans the same band. ``alpha > 1`` moves the filters down (a longer vocal tract's
+    formants are lower: what a shorter speaker sounds like to filters warped this way).
+
+    Example:
+        >>> round(float(vtln_warp_freq(torch.tensor([1000.0]), 1.1, 20.0, 4000.0)), 2)
+        909.09
+    """
+    if not 0.5 <= alpha <= 2.0:
+        raise ConfigError(f"vtln_warp={alpha!r} must lie in [0.5, 2]")
+    v_high = vtln_high if vtln_high > 0 else high + vtln_high
+    lo_cut, hi_cut = vtln_low * max(1.0, alpha), v_high * min(1.0, alpha)
+    scale = 1.0 / alpha
+    left = low + (scale * lo_cut - low) / (lo_cut - low) * (f - low)
+    right = high + (high - scale * hi_cut) / (high - hi_cut) * (f - high)
+    return torch.where(f < lo_cut, left, torch.where(f < hi_cut, scale * f, right))
+
+
 @lru_cache(maxsize=64)
 def _mel_fb(num_bins: int, n_fft: int, sample_rate: int, low_freq: float, high_freq: float,
-            scale: str, norm: str | None) -> torch.Tensor:
+            scale: str, norm: str | None, warp: float = 1.0) -> torch.Tensor:
     low, high = _edges(sample_rate, low_freq, high_freq)
     freqs = torch.arange(n_fft // 2 + 1, dtype=torch.float64) * sample_rate / n_fft
     pts_mel = torch.linspace(float(hz_to_mel(low, scale)), float(hz_to_mel(high, scale)), num_bins + 2,
                              dtype=torch.float64)
+    if warp != 1.0:
+        # Kaldi warps the triangles' edges, not the FFT bins
+        pts_mel = hz_to_mel(vtln_warp_freq(mel_to_hz(pts_mel, scale), warp, low, high), scale)
     left, center, right = pts_mel[:-2], pts_mel[1:-1], pts_mel[2:]
     if scale == "htk":
         # triangles in the mel domain, as Kaldi and HTK build them
@@ -80,7 +106,7 @@ def _mel_fb(num_bins: int, n_fft: int, sample_rate: int, low_freq: float, high_f
 
 def mel_filterbank(num_bins: int, n_fft: int, sample_rate: int, low_freq: float = 20.0,
                    high_freq: float = 0.0, scale: str = "htk", norm: str | None = None,
-                   device: torch.device | str = "cpu") -> torch.Tensor:
+                   device: torch.device | str = "cpu", vtln_warp: float = 1.0) -> torch.Tensor:
     """Triangular mel filterbank as a ``[n_fft // 2 + 1, num_bins]`` float32 matrix.
 
     Args:
@@ -91,13 +117,15 @@ def mel_filterbank(num_bins: int, n_fft: int, sample_rate: int, low_freq: float 
         high_freq: upper edge of the last triangle, Hz; ``<= 0`` means Nyquist plus this (Kaldi).
         scale: ``"htk"`` (triangles in mel, Kaldi's) or ``"slaney"`` (triangles in Hz, librosa's).
         norm: ``None`` (peak 1) or ``"slaney"`` (equal area).
+        vtln_warp: vocal-tract-length warp factor of the triangles' edges (:func:`vtln_warp_freq`);
+            1 is none. Random factors in about [0.9, 1.1] per utterance are VTLP augmentation.
 
     Example:
         >>> mel_filterbank(23, 512, 16000).shape
         torch.Size([257, 23])
     """
     fb = _mel_fb(int(num_bins), int(n_fft), int(sample_rate), float(low_freq), float(high_freq),
-                 scale, norm)
+                 scale, norm, float(vtln_warp))
     return fb.to(device)
 
 

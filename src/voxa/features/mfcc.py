@@ -50,9 +50,11 @@ def _check_bins(name: str, value: object) -> int:
 def _mel_energies(waveform, sample_rate, kaldi_compat, num_mel_bins, low_freq, high_freq, mel_scale,
                   mel_norm, use_power, raw_energy, frame_kwargs):
     check_rate(sample_rate)
+    warp = float(frame_kwargs.pop("vtln_warp", 1.0))
     opts = frame_options(kaldi_compat, **frame_kwargs)
     n_fft = opts.lengths(sample_rate)[2]
-    fb = mel_filterbank(num_mel_bins, n_fft, sample_rate, low_freq, high_freq, mel_scale, mel_norm)
+    fb = mel_filterbank(num_mel_bins, n_fft, sample_rate, low_freq, high_freq, mel_scale, mel_norm,
+                        vtln_warp=warp)
     x, squeeze = as_batch(waveform)
     fb = fb.to(x.device, x.dtype)
     mel, log_energy = projected_power(x, sample_rate, opts, fb, power=use_power,
@@ -79,7 +81,8 @@ def fbank(waveform: torch.Tensor, sample_rate: int, *, num_mel_bins: int | None 
         raw_energy: energy before pre-emphasis and window.
         deltas: append this many orders of deltas.
         kaldi_compat: Kaldi's defaults (Povey window, 23 bins).
-        **frame_kwargs: any :class:`FrameOptions` field (``frame_length_ms``, ``window``, ``dither``...).
+        **frame_kwargs: any :class:`FrameOptions` field (``frame_length_ms``, ``window``, ``dither``...),
+            and ``vtln_warp`` (the filterbank's vocal-tract-length warp factor, 1: none).
 
     Returns:
         ``[batch, frames, dims]`` (or ``[frames, dims]`` for 1-D input), float32.
@@ -125,7 +128,7 @@ def mfcc(waveform: torch.Tensor, sample_rate: int, *, num_ceps: int = 13, deltas
         cepstral_lifter: ``L`` of the lifter; 0 disables it.
         energy_floor: floor on the energy (linear), 0 for none.
         kaldi_compat: Kaldi's ``compute-mfcc-feats`` defaults (matches kaldi-native-fbank).
-        **frame_kwargs: any :class:`FrameOptions` field.
+        **frame_kwargs: any :class:`FrameOptions` field, and ``vtln_warp`` (filterbank warp factor, 1: none).
 
     Returns:
         ``[batch, frames, num_ceps * (deltas + 1)]`` or ``[frames, ...]`` for 1-D input.

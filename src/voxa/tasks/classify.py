@@ -5,9 +5,12 @@ A *system* turns per-utterance frames into a score per class:
 - ``gmm-ubm``: a UBM on the training frames, one MAP-adapted model per class, average-frame LLRs.
 - ``ivector-<backend>``: UBM -> Baum-Welch statistics -> total-variability model -> i-vectors, then a
   back-end of :mod:`voxa.backends`: ``cosine`` (length norm, cosine to class means), ``lda`` (+ LDA to
-  C - 1 dimensions), ``wccn`` (+ LDA + WCCN), ``plda`` (+ LDA, PLDA LLR against each class),
+  C - 1 dimensions), ``wccn`` (+ LDA + WCCN), ``nap`` (nuisance attribute projection of the directions
+  in which an utterance's voice-perturbed copies differ, then LDA: needs ``augment.copies``), ``plda``
+  (+ LDA, PLDA LLR against each class),
   ``svm-linear`` / ``svm-poly`` / ``svm-rbf`` (one-vs-rest SVMs), ``logreg`` (multinomial
-  logistic regression).
+  logistic regression), ``dnn`` (the frame DNN of :mod:`voxa.nn.models` on each i-vector as a one-frame
+  utterance, trained with the ``neural`` settings: the lecture's DNN on i-vector inputs).
 
 The front end (UBM and, when needed, the i-vector extractor) is trained once and shared by every
 system of a run: :class:`FrontEnd`.
@@ -39,12 +42,14 @@ import torch
 from tqdm import tqdm
 
 from voxa.errors import ConfigError, VoxaError
+from voxa.features.perturb import VoicePerturbation
 from voxa.features.pipeline import FeatureConfig
 from voxa.gmm.ubm import GmmUbmConfig, train_ubm
 
 log = logging.getLogger(__name__)
 
-IVECTOR_BACKENDS = ("cosine", "lda", "wccn", "plda", "svm-linear", "svm-poly", "svm-rbf", "logreg")
+IVECTOR_BACKENDS = ("cosine", "lda", "wccn", "nap", "plda", "svm-linear", "svm-poly", "svm-rbf", "logreg",
+                    "dnn")
 SYSTEMS = ("gmm-ubm",) + tuple(f"ivector-{b}" for b in IVECTOR_BACKENDS)
 
 
@@ -65,6 +70,7 @@ class IvectorConfig:
         top_c: Gaussians per frame kept in the Baum-Welch statistics (``None``: all).
         svm_c: soft-margin penalty of the SVM back-ends.
         lda_dim: LDA dimension (``None``: classes - 1).
+        nap_dim: directions the ``nap`` back-end removes.
         seed: seed of the random initial T.
     """
 
@@ -73,17 +79,44 @@ class IvectorConfig:
     top_c: int | None = 20
     svm_c: float = 1.0
     lda_dim: int | None = None
+    nap_dim: int = 10
     seed: int = 0
+
+
+def _asr_features() -> FeatureConfig:
+    # the front end voxa asr train uses by default (MFCC-39, per-utterance CMN, no VAD)
+    return FeatureConfig(type="mfcc", deltas=2, cmvn="utt", vad=False)
+
+
+@dataclass
+class PhoneticConfig:
+    """Phonetic input features: every system classifies phone posteriorgrams instead of cepstra.
+
+    Attributes:
+        model: a monophone ASR system folder of ``voxa asr train`` (or its ``final.mdl.safetensors``);
+            ``None``: the cepstral features as usual.
+        features: the front end that model was trained on.
+    """
+
+    model: str | None = None
+    features: FeatureConfig = field(default_factory=_asr_features)
 
 
 @dataclass
 class ClassifierConfig:
-    """Features, GMM-UBM and i-vector settings of a classification run."""
+    """Features, GMM-UBM, i-vector, neural and augmentation settings of a classification run.
+
+    ``augment`` (:class:`voxa.features.perturb.VoicePerturbation`) adds voice-perturbed copies of the
+    training utterances (not of the calibration or test ones) to every system's training data;
+    ``phonetic`` (:class:`PhoneticConfig`) replaces the features by phone posteriorgrams.
+    """
 
     features: FeatureConfig = field(default_factory=FeatureConfig)
     gmm: GmmUbmConfig = field(default_factory=GmmUbmConfig)
     ivector: IvectorConfig = field(default_factory=IvectorConfig)
     neural: Any = None
+    augment: VoicePerturbation = field(default_factory=VoicePerturbation)
+    phonetic: PhoneticConfig = field(default_factory=PhoneticConfig)
 
     def __post_init__(self) -> None:
         from voxa.tasks.neural import NeuralConfig
@@ -103,7 +136,30 @@ class ClassifierConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return {"features": self.features.to_dict(), "gmm": asdict(self.gmm), "ivector": asdict(self.ivector),
-                "neural": self.neural.to_dict()}
+                "neural": self.neural.to_dict(), "augment": asdict(self.augment),
+                "phonetic": {"model": self.phonetic.model, "features": self.phonetic.features.to_dict()}}
+
+
+def phonetic_features(records: Sequence[Any], cfg: PhoneticConfig, cache: str | os.PathLike
+                      ) -> dict[str, torch.Tensor]:
+    """``{id: [T, n_phones]}`` log phone posteriorgrams of the records under ``cfg.model``.
+
+    Raises:
+        VoxaError: the model is missing or context-dependent.
+    """
+    from voxa.asr.acoustic import AcousticModel
+    from voxa.asr.posteriorgram import phone_posteriorgram
+    from voxa.features.cache import load_features
+
+    path = Path(cfg.model)
+    if path.is_dir():
+        path = path / "final.mdl.safetensors"
+    if not path.is_file():
+        raise VoxaError(f"{path}: phonetic.model not found (a voxa asr train system folder)")
+    am = AcousticModel.load(path)
+    feats = load_features(list(records), cfg.features, cache)
+    log.info("phone posteriorgrams over %d phones of %s", len(am.phones), path)
+    return {k: phone_posteriorgram(am, f) for k, f in feats.items()}
 
 
 def check_system(name: str) -> str:
@@ -122,6 +178,8 @@ class FrontEnd:
         self.tv = None
         self.exp = exp  # where neural systems keep their checkpoints and curves
         self.trained: dict[str, Any] = {}
+        # per training utterance, the clean utterance it was perturbed from (the ``nap`` back-end's groups)
+        self.groups: list[Any] | None = None
 
     def fit(self, train_feats: Sequence[torch.Tensor], ivectors: bool) -> FrontEnd:
         """Train the UBM on the pooled frames and, with ``ivectors``, the total-variability model."""
@@ -168,7 +226,7 @@ def _gmm_ubm_scores(fe: FrontEnd, train_feats: Sequence[torch.Tensor], labels: S
 
 def _ivector_scores(backend: str, fe: FrontEnd, train_feats: Sequence[torch.Tensor], labels: Sequence[str],
                     classes: list[str], test_sets: Sequence[Sequence[torch.Tensor]]) -> list[np.ndarray]:
-    from voxa.backends import LDA, PLDA, WCCN, CosineScorer, LengthNorm, LogisticBackend, SVMBackend
+    from voxa.backends import LDA, NAP, PLDA, WCCN, CosineScorer, LengthNorm, LogisticBackend, SVMBackend
 
     c = fe.cfg.ivector
     y = np.asarray(labels)
@@ -176,14 +234,25 @@ def _ivector_scores(backend: str, fe: FrontEnd, train_feats: Sequence[torch.Tens
     tests = [fe.ivectors(f) for f in test_sets]
     # every back-end starts from whitened, length-normalised i-vectors (Garcia-Romero 2011)
     steps: list[Any] = [LengthNorm(whiten=True)]
-    if backend in ("lda", "wccn", "plda"):
+    if backend == "nap":
+        if fe.groups is None or len(fe.groups) != len(labels):
+            raise ConfigError("ivector-nap needs voice-perturbed copies of the training utterances "
+                              "(set augment.copies >= 1)")
+        steps.append(NAP(n_components=c.nap_dim))
+    if backend in ("lda", "wccn", "plda", "nap"):
         steps.append(LDA(n_components=c.lda_dim or len(classes) - 1))
     if backend == "wccn":
         steps.append(WCCN())
     for step in steps:
-        X = step.fit(X, y).transform(X)
+        X = step.fit(X, fe.groups if isinstance(step, NAP) else y).transform(X)
         tests = [step.transform(t) for t in tests]
-    if backend in ("cosine", "lda", "wccn"):
+    if backend == "dnn":
+        def seqs(A: np.ndarray) -> list[torch.Tensor]:
+            return [torch.from_numpy(a[None].astype(np.float32)) for a in A]
+
+        return _neural_scores("dnn", fe, seqs(X), labels, classes, [seqs(t) for t in tests],
+                              name="ivector-dnn", crop=None, model={"context": 0})
+    if backend in ("cosine", "lda", "wccn", "nap"):
         model = CosineScorer().fit(X, y)
         order = [list(model.classes_).index(k) for k in classes]
         return [model.decision_function(t)[:, order] for t in tests]
@@ -227,20 +296,25 @@ def system_scores(system: str, fe: FrontEnd, train_feats: Sequence[torch.Tensor]
 
 
 def _neural_scores(system: str, fe: FrontEnd, train_feats: Sequence[torch.Tensor], labels: Sequence[str],
-                   classes: list[str], test_sets: Sequence[Sequence[torch.Tensor]]) -> list[np.ndarray]:
+                   classes: list[str], test_sets: Sequence[Sequence[torch.Tensor]], name: str | None = None,
+                   **overrides: Any) -> list[np.ndarray]:
     """Log posteriors ``[n, classes]`` of a neural classifier trained on the frames (the shared trainer;
-    its checkpoints, log and curves go to ``fe.exp/<system>``)."""
+    its checkpoints, log and curves go to ``fe.exp/<name>``); ``overrides`` replace fields of the
+    ``neural`` settings (``crop``; ``model`` is merged)."""
     import dataclasses
     import tempfile
 
     from voxa.tasks.neural import predict_logposteriors, train_classifier
 
-    cfg = dataclasses.replace(fe.cfg.neural, system=system)
-    exp = Path(fe.exp) / system if getattr(fe, "exp", None) else Path(tempfile.mkdtemp(prefix="voxa-nn-"))
+    if "model" in overrides:
+        overrides["model"] = {**fe.cfg.neural.model, **overrides["model"]}
+    cfg = dataclasses.replace(fe.cfg.neural, system=system, **overrides)
+    name = name or system
+    exp = Path(fe.exp) / name if getattr(fe, "exp", None) else Path(tempfile.mkdtemp(prefix="voxa-nn-"))
     feats = {f"train{i}": f for i, f in enumerate(train_feats)}
     model = train_classifier(feats, list(feats), list(labels), cfg, exp, class_names=classes)
     order = [list(model.class_names).index(c) for c in classes]
-    fe.trained[system] = model
+    fe.trained[name] = model
     out = []
     for k, ts in enumerate(test_sets):
         tf = {f"t{k}_{i}": f for i, f in enumerate(ts)}

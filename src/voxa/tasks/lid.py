@@ -29,7 +29,15 @@ import numpy as np
 from voxa.data.manifest import Record
 from voxa.errors import ConfigError, VoxaError
 from voxa.features.cache import load_features, with_features
-from voxa.tasks.classify import SYSTEMS, ClassifierConfig, FrontEnd, check_system, crop, system_scores
+from voxa.tasks.classify import (
+    SYSTEMS,
+    ClassifierConfig,
+    FrontEnd,
+    check_system,
+    crop,
+    phonetic_features,
+    system_scores,
+)
 from voxa.tasks.results import finish, format_table
 from voxa.utils.atomic import write_text_atomic
 
@@ -112,12 +120,25 @@ def run_lid(train: Sequence[Record], test: Sequence[Record], cfg: ClassifierConf
     exp = Path(exp)
     exp.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    feats_by_id = load_features(list(train) + list(test), cfg.features, exp / "feats")
+    if cfg.phonetic.model is not None:
+        if cfg.augment.active:
+            raise ConfigError("augment.copies with phonetic.model: perturbed copies are cepstral only")
+        feats_by_id = phonetic_features(list(train) + list(test), cfg.phonetic, exp / "feats")
+    else:
+        feats_by_id = load_features(list(train) + list(test), cfg.features, exp / "feats")
     train = with_features(train, feats_by_id, "training set")
     test = with_features(test, feats_by_id, "test set")
     fit_idx, dev_idx = dev_split(train, dev_fraction, seed)
     fit_feats = [feats_by_id[train[i].id] for i in fit_idx]
     fit_labels = [train[i].language for i in fit_idx]
+    groups = None
+    if cfg.augment.active:
+        from voxa.features.perturb import perturbed_features
+
+        copies = perturbed_features([train[i] for i in fit_idx], cfg.features, cfg.augment)
+        groups = list(range(len(fit_idx))) + [j for j, c in enumerate(copies) for _ in c]
+        fit_feats = fit_feats + [x for c in copies for x in c]
+        fit_labels = fit_labels + [fit_labels[j] for j, c in enumerate(copies) for _ in c]
     dev_feats = [feats_by_id[train[i].id] for i in dev_idx]
     dev_labels = [train[i].language for i in dev_idx]
     test_feats = [feats_by_id[r.id] for r in test]
@@ -126,6 +147,7 @@ def run_lid(train: Sequence[Record], test: Sequence[Record], cfg: ClassifierConf
     if unknown:
         raise VoxaError(f"test language(s) {', '.join(unknown)} have no training utterances")
     fe = FrontEnd(cfg, exp / "nn")
+    fe.groups = groups
     if any(s in SYSTEMS for s in systems):  # neural systems need no UBM
         fe.fit(fit_feats, ivectors=any(s.startswith("ivector") for s in systems))
     conditions = []
@@ -181,7 +203,8 @@ def run_lid(train: Sequence[Record], test: Sequence[Record], cfg: ClassifierConf
     top = table[main].get("full") or table[main][conditions[-1][0]]
     results = {"system": main, "cavg": top["cavg"], "min_cavg": top["min_cavg"], "eer": top["eer"],
                "accuracy": top["accuracy"], "languages": sorted(set(fit_labels)),
-               "n_train": len(fit_idx), "n_dev": len(dev_idx), "n_test": len(test), "systems": table,
+               "n_train": len(fit_idx), "n_train_perturbed": len(fit_feats) - len(fit_idx),
+               "n_dev": len(dev_idx), "n_test": len(test), "systems": table,
                "config": cfg.to_dict(), "seconds_total": round(time.perf_counter() - t0, 1)}
     md = markdown_table(table)
     write_text_atomic(exp / "table.md", md)

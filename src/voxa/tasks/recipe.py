@@ -27,7 +27,8 @@ TASK_KEYS: dict[str, tuple[str, ...]] = {
     "speaker-verification": ("features", "gmm", "trials"),
     "speaker-verification-ivector": ("features", "gmm", "ivector", "neural", "embedder", "trials", "backends",
                                      "segment_frames"),
-    "language-id": ("features", "gmm", "ivector", "neural", "systems", "durations", "main"),
+    "language-id": ("features", "gmm", "ivector", "neural", "augment", "phonetic", "systems", "durations",
+                    "main"),
     "emotion": ("features", "gmm", "ivector", "neural", "systems", "main", "speaker_norm"),
     "asr": ("features", "lexicon", "mono", "tri", "systems", "decoder", "grammars", "sil_prob", "smoothing",
             "phone_fold", "pron_probs", "stream_features", "folds"),
@@ -86,7 +87,7 @@ def _check_settings(recipe: dict[str, Any]) -> None:
         if recipe.get("folds") not in (None, "speaker"):
             raise ConfigError(f"folds={recipe['folds']!r}: only 'speaker' (leave one speaker out) or null")
         return
-    sections = {k: recipe[k] for k in ("features", "gmm", "ivector") if k in recipe}
+    sections = {k: recipe[k] for k in ("features", "gmm", "ivector", "augment", "phonetic") if k in recipe}
     if recipe["task"] in ("speaker-identification", "speaker-verification"):
         SpeakerConfig.from_dict(sections)
         if recipe.get("system", "gmm-ubm") != "gmm-ubm":
@@ -172,8 +173,8 @@ def _run_classifier_task(recipe: dict[str, Any], sets: dict[str, Any], exp_dir: 
         overrides = {k: recipe[k] for k in ("features", "gmm", "ivector", "neural") if k in recipe}
         return run_emotion(_need(sets, "all", path), exp_dir, systems=systems, overrides=overrides or None,
                            main=recipe.get("main"), speaker_norm=bool(recipe.get("speaker_norm", True)))
-    cfg = ClassifierConfig.from_dict({k: recipe[k] for k in ("features", "gmm", "ivector", "neural")
-                                      if k in recipe})
+    sections = ("features", "gmm", "ivector", "neural", "augment", "phonetic")
+    cfg = ClassifierConfig.from_dict({k: recipe[k] for k in sections if k in recipe})
     if task == "language-id":
         from voxa.tasks.lid import DEFAULT_DURATIONS, run_lid
 

@@ -19,6 +19,7 @@ from voxa.data.corpora.air import load_air_rir, prepare_air
 from voxa.data.corpora.asterisk import prepare_asterisk
 from voxa.data.corpora.emodb import prepare_emodb
 from voxa.data.corpora.fsdd import prepare_fsdd
+from voxa.data.corpora.klettres import prepare_klettres
 from voxa.data.corpora.librispeech import prepare_librispeech
 from voxa.data.corpora.timit import prepare_timit
 from voxa.data.corpora.yesno import prepare_yesno
@@ -27,13 +28,14 @@ from voxa.data.manifest import Record, write_manifest
 from voxa.errors import CorpusError
 
 __all__ = ["PREPARERS", "load_air_rir", "prepare", "prepare_air", "prepare_asterisk",
-           "prepare_emodb", "prepare_fsdd", "prepare_librispeech", "prepare_timit"]
+           "prepare_emodb", "prepare_fsdd", "prepare_klettres", "prepare_librispeech", "prepare_timit"]
 
 PREPARERS: dict[str, Callable[[str | os.PathLike], list[Record]]] = {
     "air": prepare_air,
     "asterisk": prepare_asterisk,
     "emodb": prepare_emodb,
     "fsdd": prepare_fsdd,
+    "klettres": prepare_klettres,
     "librispeech": prepare_librispeech,
     "timit": prepare_timit,
     "yesno": prepare_yesno,
