@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import voxa
+import voxa.nn.las  # noqa: F401  (registers ListenAttendSpell; voxa.utils.serialization.MODEL_MODULES lacks it)
 from voxa.errors import VoxaError
 from voxa.utils.serialization import registered, save_model
 
@@ -133,6 +134,23 @@ def _acoustic():
     return am
 
 
+def _hybrid():
+    from voxa.asr.hybrid import HybridConfig, HybridModel
+
+    torch.manual_seed(0)
+    m = HybridModel(HybridConfig(input_dim=3, num_pdfs=5, context=1, hidden=6, layers=2)).eval()
+    m.set_prior(torch.arange(1.0, 6.0))
+    m.set_normalisation(_FRAMES.mean(0), _FRAMES.std(0))
+    return m
+
+
+def _ctc():
+    from voxa.asr.ctc_model import CtcConfig, CtcModel
+
+    torch.manual_seed(0)
+    return CtcModel(CtcConfig(input_dim=3, vocab=["<b>", "a", "b"], hidden=4, layers=1, subsample=2)).eval()
+
+
 _SEQ = torch.as_tensor(_RNG.normal(size=(3, 24, 8)), dtype=torch.float32)
 _SEQ_LEN = torch.tensor([24, 17, 9])
 
@@ -149,6 +167,18 @@ def _nn(name, **tiny):
 
 def _nn_outputs(m):
     return torch.cat([m(_SEQ, _SEQ_LEN), m.embed(_SEQ, _SEQ_LEN)], dim=1)
+
+
+_CHARS, _CHAR_LEN = torch.tensor([[3, 4, 5, 6], [4, 4, 3, 0], [6, 0, 0, 0]]), torch.tensor([4, 3, 1])
+
+
+def _las():
+    from voxa.nn.las import LASConfig, ListenAttendSpell
+
+    torch.manual_seed(0)
+    return ListenAttendSpell(LASConfig(input_dim=8, vocab_size=7, listener_hidden=4, listener_layers=2,
+                                       speller_hidden=6, embed_dim=4, attention_dim=4, location_channels=2,
+                                       location_kernel=3)).eval()
 
 
 CASES = {
@@ -177,6 +207,8 @@ CASES = {
     "voxa.hmm.GMMHMM": (_hmm("gmm"), lambda m: m.predict_proba(_FRAMES[:30], [10, 20])),
     "voxa.hmm.CategoricalHMM": (_hmm("cat"), lambda m: m.predict_proba(np.arange(12).reshape(-1, 1) % 4)),
     "voxa.asr.AcousticModel": (_acoustic, lambda m: m.log_likelihoods(_FRAMES[:30])),
+    "voxa.asr.HybridModel": (_hybrid, lambda m: m.pseudo_log_likelihoods(_FRAMES[:30])),
+    "voxa.asr.CtcModel": (_ctc, lambda m: m.log_probs(_FRAMES[:30])),
     "voxa.nn.FrameDNN": (_nn("dnn", context=1, hidden=8, layers=2), _nn_outputs),
     "voxa.nn.DNNAttention": (_nn("dnn-attention", context=1, hidden=8, layers=1, att_hidden=4, emb_dim=4),
                              lambda m: m.attention_weights(_SEQ, _SEQ_LEN)),
@@ -186,6 +218,7 @@ CASES = {
                             att_hidden=4, emb_dim=4), _nn_outputs),
     "voxa.nn.XVector": (_nn("xvector", hidden=6, stats_dim=8, emb_dim=4), _nn_outputs),
     "voxa.nn.CNNClassifier": (_nn("resnet-asp", width=2, att_hidden=4, emb_dim=4, head="aam"), _nn_outputs),
+    "voxa.nn.ListenAttendSpell": (_las, lambda m: m(_SEQ, _SEQ_LEN, _CHARS, _CHAR_LEN)),
 }
 # tags that name a base class or an old spelling: they load as one of the classes above
 ABSTRACT = {"voxa.tse.TseModel", "TseModel"}

@@ -138,20 +138,26 @@ def accumulate_alignments(am: AcousticModel, feats: Mapping[str, torch.Tensor],
 
 def align_utterances(am: AcousticModel, feats: Mapping[str, torch.Tensor],
                      chains: Mapping[str, Chain], batch_size: int = 32,
-                     progress: bool = False) -> dict[str, Alignment]:
+                     progress: bool = False, log_likes: Any = None) -> dict[str, Alignment]:
     """Viterbi alignments of every utterance to its chain, in length-sorted batches. An utterance
-    too short for its transcript is left out with a warning (Kaldi's "failed to align")."""
+    too short for its transcript is left out with a warning (Kaldi's "failed to align").
+    ``log_likes`` (``[T, D] -> [T, P]``) scores the frames instead of the acoustic model (a hybrid
+    network's scaled likelihoods)."""
+
+    def scores(keys):
+        return None if log_likes is None else [log_likes(feats[k]) for k in keys]
+
     out: dict[str, Alignment] = {}
     failed = []
     for batch in tqdm(_batches(list(chains), feats, batch_size), desc="align", unit="batch",
                       disable=not progress, leave=False):
         try:
-            res = align_batch(am, [feats[k] for k in batch], [chains[k] for k in batch])
+            res = align_batch(am, [feats[k] for k in batch], [chains[k] for k in batch], scores(batch))
         except VoxaError:
             res = []
             for k in batch:  # find the culprit(s), keep the rest
                 try:
-                    res.append(align_batch(am, [feats[k]], [chains[k]])[0])
+                    res.append(align_batch(am, [feats[k]], [chains[k]], scores([k]))[0])
                 except VoxaError:
                     res.append(None)
         for k, a in zip(batch, res):

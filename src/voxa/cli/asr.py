@@ -1,8 +1,9 @@
-"""``voxa asr train|decode|align|score``: statistical (GMM-HMM) speech recognition.
+"""``voxa asr train|decode|align|score``: speech recognition, GMM-HMM, DNN-HMM, RNN-CTC and LAS.
 
-The work is library code (:mod:`voxa.tasks.asr`, :mod:`voxa.asr`); this module parses and prints.
-A system folder holds ``final.mdl.safetensors`` (the acoustic model), ``lexiconp.txt`` and
-``train_text`` (Kaldi ``text`` of the training transcripts, for n-gram LMs).
+The work is library code (:mod:`voxa.tasks.asr`, :mod:`voxa.tasks.asr_neural`, :mod:`voxa.asr`); this
+module parses and prints. A system folder holds ``lexiconp.txt``, ``train_text`` (Kaldi ``text`` of the
+training transcripts, for n-gram LMs) and the model: ``final.mdl.safetensors`` (the HMM system, plus
+``hybrid.safetensors`` for a DNN-HMM) or ``model.safetensors`` (CTC, LAS).
 """
 
 from __future__ import annotations
@@ -17,17 +18,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g = sub.add_parser("asr", help="GMM-HMM speech recognition: train, decode, align, score")
     verbs = g.add_subparsers(dest="verb", metavar="<verb>")
     verbs.required = True
-    t = verbs.add_parser("train", help="train a monophone GMM-HMM on a manifest with transcripts")
+    t = verbs.add_parser("train", help="train a recogniser on a manifest with transcripts")
     t.add_argument("manifest", help="JSONL manifest (records with text, or extra.phones)")
-    t.add_argument("--out", required=True, help="system folder to write")
-    t.add_argument("--system", default="mono", choices=["mono"], help="acoustic model (tri: not yet)")
+    t.add_argument("--out", required=True, help="system folder to write (networks train and resume in it)")
+    t.add_argument("--system", default="mono", choices=["mono", "tri", "dnn-hmm", "ctc", "las"],
+                   help="mono/tri GMM-HMM, dnn-hmm hybrid (on the mono alignments; --set dnn_hmm.source=tri "
+                        "for triphones), ctc (BLSTM-CTC) or las (Listen, Attend and Spell)")
     t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=_SET)
     t.set_defaults(func=_train)
     d = verbs.add_parser("decode", help="decode a manifest; writes Kaldi-style hypotheses, prints WER")
     d.add_argument("system", help="system folder (voxa asr train --out)")
     d.add_argument("manifest")
     d.add_argument("--grammar", default="loop",
-                   help="loop (no LM), isolated (one word), or an n-gram order (trained on train_text)")
+                   help="loop (no LM), isolated (one word), an n-gram order (trained on train_text); CTC and "
+                        "LAS also greedy")
     d.add_argument("--lm", help="ARPA language model (instead of --grammar)")
     d.add_argument("--out", required=True, help="hypothesis file (Kaldi text: id word word ...)")
     d.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=_SET)
@@ -54,14 +58,18 @@ def _cfg(overrides: list[str]):
 
 def _train(args: argparse.Namespace) -> int:
     from voxa.data.manifest import read_manifest
-    from voxa.tasks.asr import save_system, train_asr
+    from voxa.tasks.asr import save_system, train_system
 
     cfg = _cfg(args.overrides)
     records = read_manifest(args.manifest)
-    system = train_asr(records, cfg, Path(args.out))
+    system = train_system(records, cfg, args.system, Path(args.out))
     save_system(system, args.out)
-    print(f"monophone GMM-HMM: {system.am.num_pdfs} pdfs, {system.am.num_gaussians} Gaussians, "
-          f"{len(system.train_texts)} utterances, {system.seconds:.1f} s -> {args.out}")
+    if args.system in ("mono", "tri"):
+        size = f"{system.am.num_pdfs} pdfs, {system.am.num_gaussians} Gaussians"
+    else:
+        size = f"{system.parameters:,} parameters"
+    print(f"{args.system}: {size}, {len(system.train_texts)} utterances, {system.seconds:.1f} s "
+          f"-> {args.out}")
     return 0
 
 

@@ -24,8 +24,11 @@ import torch
 from tqdm import tqdm
 
 from voxa.asr.acoustic import AcousticModel
+from voxa.asr.ctc_model import CtcTrainConfig
 from voxa.asr.decoder import Decoder, DecoderConfig
 from voxa.asr.graph import DecodingGraph, build_graph
+from voxa.asr.hybrid import HybridTrainConfig
+from voxa.asr.las_training import LasTrainConfig
 from voxa.asr.lexicon import Lexicon
 from voxa.asr.training import MonoConfig, train_mono
 from voxa.asr.triphone import TriConfig
@@ -36,6 +39,8 @@ from voxa.features.pipeline import FeatureConfig
 log = logging.getLogger(__name__)
 
 FRAME_SHIFT = 0.01
+#: the systems a run can train, in the order they are trained (each later one may build on earlier ones)
+SYSTEM_NAMES = ("mono", "tri", "dnn-hmm", "ctc", "las")
 _PUNCT = re.compile(r"[^\w'\s-]+")
 
 
@@ -134,7 +139,10 @@ class AsrConfig:
         lexicon: see :class:`LexiconSpec`.
         mono: monophone training (:class:`voxa.asr.training.MonoConfig`).
         tri: triphone training (:class:`voxa.asr.triphone.TriConfig`), used when ``systems`` has ``tri``.
-        systems: ``[mono]`` or ``[mono, tri]``.
+        systems: ``mono``, optionally with ``tri``, ``dnn-hmm`` (hybrid on the best GMM-HMM's
+            alignments), ``ctc`` (RNN-CTC) and ``las`` (Listen, Attend and Spell).
+        dnn_hmm, ctc, las: the neural systems' settings (:class:`voxa.asr.hybrid.HybridTrainConfig`,
+            :class:`voxa.asr.ctc_model.CtcTrainConfig`, :class:`voxa.asr.las_training.LasTrainConfig`).
         decoder: beam search (:class:`voxa.asr.decoder.DecoderConfig`).
         grammars: what to decode with: ``loop`` (no LM), ``isolated``, or an integer n for an n-gram
             (Kneser-Ney) trained on the training transcripts.
@@ -152,6 +160,9 @@ class AsrConfig:
     mono: MonoConfig = field(default_factory=MonoConfig)
     tri: TriConfig = field(default_factory=TriConfig)
     systems: list[str] = field(default_factory=lambda: ["mono"])
+    dnn_hmm: HybridTrainConfig = field(default_factory=HybridTrainConfig)
+    ctc: CtcTrainConfig = field(default_factory=CtcTrainConfig)
+    las: LasTrainConfig = field(default_factory=LasTrainConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     grammars: list[Any] = field(default_factory=lambda: ["loop"])
     sil_prob: float = 0.5
@@ -171,9 +182,9 @@ class AsrConfig:
             base = asdict(cls().features)
             base.update(feats)
             cfg.features = FeatureConfig.from_dict(base)
-        bad = [x for x in cfg.systems if x not in ("mono", "tri")]
+        bad = [x for x in cfg.systems if x not in SYSTEM_NAMES]
         if bad or "mono" not in cfg.systems:
-            raise ConfigError(f"systems={cfg.systems!r}: mono, optionally with tri")
+            raise ConfigError(f"systems={cfg.systems!r}: mono, optionally with {', '.join(SYSTEM_NAMES[1:])}")
         for g in cfg.grammars:
             if g not in ("loop", "isolated") and not (isinstance(g, int) and g >= 1):
                 raise ConfigError(f"grammars: {g!r} is not loop, isolated or an n-gram order >= 1")
@@ -261,12 +272,29 @@ def load_asr_features(records: Sequence[Record], cfg: AsrConfig, exp: Path) -> M
 
 @dataclass
 class AsrSystem:
-    """A trained system: acoustic model, lexicon and the training transcripts (for LMs)."""
+    """A trained HMM system: acoustic model, lexicon and the training transcripts (for LMs); a hybrid
+    system also has its network (``scorer``: scaled likelihoods in place of the GMMs') and its decoding
+    ``acoustic_scale``."""
 
     am: AcousticModel
     lexicon: Lexicon
     train_texts: dict[str, list[str]]
     seconds: float
+    scorer: Any = None
+    acoustic_scale: float | None = None
+
+    def log_likelihoods(self, feats: torch.Tensor) -> torch.Tensor:
+        """``[T, P]`` frame scores of every pdf: the GMMs', or the hybrid network's scaled likelihoods."""
+        if self.scorer is not None:
+            return self.scorer.pseudo_log_likelihoods(feats)
+        return self.am.log_likelihoods(feats)
+
+    @property
+    def parameters(self) -> int:
+        """Free parameters: the network's for a hybrid, else the GMMs' means, variances and weights."""
+        if self.scorer is not None:
+            return sum(p.numel() for p in self.scorer.parameters())
+        return int(self.am.num_gaussians * (2 * self.am.dim + 1))
 
 
 def train_asr(records: Sequence[Record], cfg: AsrConfig, exp: str | Path,
@@ -310,11 +338,16 @@ def make_graph(system: AsrSystem, grammar: Any, cfg: AsrConfig, exp: Path) -> De
 def decode_asr(system: AsrSystem, graph: DecodingGraph, feats: dict[str, torch.Tensor], ids: Sequence[str],
                cfg: AsrConfig) -> tuple[dict[str, list[str]], dict[str, float]]:
     """Hypotheses ``{id: words}`` and timing (decode seconds, audio seconds, real-time factor)."""
-    dec = Decoder(graph, cfg.decoder)
+    dc = cfg.decoder
+    if system.acoustic_scale is not None:
+        from dataclasses import replace
+
+        dc = replace(dc, acoustic_scale=system.acoustic_scale)
+    dec = Decoder(graph, dc)
     hyps, t_ll, t_dec, frames = {}, 0.0, 0.0, 0
     for k in tqdm(ids, desc=f"decode ({graph.kind})", unit="utt", leave=False):
         t0 = time.perf_counter()
-        ll = system.am.log_likelihoods(feats[k])
+        ll = system.log_likelihoods(feats[k])
         t_ll += time.perf_counter() - t0
         res = dec.decode(ll)
         t_dec += res.seconds
@@ -338,16 +371,26 @@ def score_asr(refs: dict[str, list[str]], hyps: dict[str, list[str]]) -> dict[st
 
 def evaluate_sets(system: AsrSystem, tests: dict[str, Sequence[Record]], cfg: AsrConfig, exp: Path,
                   feats: dict[str, torch.Tensor]) -> dict[str, Any]:
-    """WER of every test set with every grammar: ``{set: {grammar: scores}}``."""
+    """WER of every test set with every grammar: ``{set: {grammar: scores}}`` (an end-to-end system
+    also decodes ``greedy``)."""
+    from voxa.tasks.asr_neural import E2eSystem, decode_e2e
+
     out: dict[str, Any] = {}
-    graphs = {str(g): make_graph(system, g, cfg, exp) for g in cfg.grammars}
+    e2e = isinstance(system, E2eSystem)
+    if e2e:
+        graphs = {str(g): g for g in ["greedy", *cfg.grammars]}
+    else:
+        graphs = {str(g): make_graph(system, g, cfg, exp) for g in cfg.grammars}
     for name, recs in tests.items():
         refs = _covered(system.lexicon, {k: v for k, v in transcripts_of(recs, cfg.phone_fold).items() if v},
                         name)
         refs = {k: v for k, v in refs.items() if k in feats}
         out[name] = {}
         for g, graph in graphs.items():
-            hyps, timing = decode_asr(system, graph, feats, sorted(refs), cfg)
+            if e2e:
+                hyps, timing = decode_e2e(system, feats, sorted(refs), graph, cfg, exp)
+            else:
+                hyps, timing = decode_asr(system, graph, feats, sorted(refs), cfg)
             out[name][g] = {**score_asr(refs, hyps), **timing}
             log.info("%s, grammar %s: WER %.2f%% (%d words), RTF %.3f", name, g, out[name][g]["wer"],
                      out[name][g]["ref_words"], timing["rtf"])
@@ -412,9 +455,10 @@ def corpus_lexicon(sets: dict[str, Sequence[Record]], cfg: AsrConfig) -> Lexicon
 
 
 def train_systems(train: Sequence[Record], cfg: AsrConfig, exp: Path, feats: dict[str, torch.Tensor],
-                  lexicon: Lexicon) -> dict[str, AsrSystem]:
-    """The monophone system and, when ``cfg.systems`` names ``tri``, the triphone system trained from its
-    alignments (Kaldi's ``mono`` then ``tri1``)."""
+                  lexicon: Lexicon, tag: str = "") -> dict[str, Any]:
+    """The monophone system and, as ``cfg.systems`` asks, the triphone system trained from its
+    alignments (Kaldi's ``mono`` then ``tri1``), the DNN-HMM hybrid on the best GMM-HMM's alignments,
+    and the end-to-end CTC and LAS systems. The networks train (and resume) in ``exp/<system><tag>``."""
     from voxa.asr.align import build_chain
     from voxa.asr.training import align_utterances, best_pron
     from voxa.asr.triphone import train_tri
@@ -442,6 +486,15 @@ def train_systems(train: Sequence[Record], cfg: AsrConfig, exp: Path, feats: dic
         am.info["train_seconds"] = round(seconds, 1)
         # the triphone system's training time includes the monophone system it starts from
         out["tri"] = AsrSystem(am, lexicon, mono.train_texts, mono.seconds + seconds)
+    if "dnn-hmm" in cfg.systems:
+        from voxa.tasks.asr_neural import train_dnn_hmm
+
+        out["dnn-hmm"] = train_dnn_hmm(out, feats, cfg, exp / f"dnn-hmm{tag}")
+    for kind in ("ctc", "las"):
+        if kind in cfg.systems:
+            from voxa.tasks.asr_neural import train_e2e
+
+            out[kind] = train_e2e(kind, out["mono"].train_texts, feats, lexicon, cfg, exp / f"{kind}{tag}")
     return out
 
 
@@ -467,7 +520,7 @@ def run_asr(sets: dict[str, Sequence[Record]], cfg: AsrConfig, exp: str | Path,
     results: dict[str, Any] = {"config": _config_dict(cfg), "systems": {}}
     train = list(sets["train"])
     lexicon = corpus_lexicon(sets, cfg)
-    names = ["mono"] + (["tri"] if "tri" in cfg.systems else [])
+    names = [n for n in SYSTEM_NAMES if n in cfg.systems]
     by_sys: dict[str, dict[str, Any]] = {name: {} for name in names}
     if folds == "speaker":
         speakers = sorted({r.speaker for r in train})
@@ -475,7 +528,7 @@ def run_asr(sets: dict[str, Sequence[Record]], cfg: AsrConfig, exp: str | Path,
         for spk in speakers:
             tr = [r for r in train if r.speaker != spk]
             te = [r for r in train if r.speaker == spk]
-            for name, system in train_systems(tr, cfg, exp, feats, lexicon).items():
+            for name, system in train_systems(tr, cfg, exp, feats, lexicon, tag=f"-fold-{spk}").items():
                 res = evaluate_sets(system, {"held_out": te}, cfg, exp, feats)["held_out"]
                 per_fold[name][spk] = {**res, "train_seconds": round(system.seconds, 1)}
         for name in by_sys:
@@ -490,10 +543,8 @@ def run_asr(sets: dict[str, Sequence[Record]], cfg: AsrConfig, exp: str | Path,
     systems["mono"].lexicon.write(exp / "lexiconp.txt")
     tests = {k: v for k, v in sets.items() if k != "train"}
     for name, system in systems.items():
-        system.am.save(exp / f"{name}.mdl.safetensors")
         r = by_sys[name]
-        r.update({"train_seconds": round(system.seconds, 1), "gaussians": system.am.num_gaussians,
-                  "pdfs": system.am.num_pdfs, "train_utterances": len(system.train_texts)})
+        r.update(_save_and_describe(name, system, exp))
         if tests:
             r["sets"] = evaluate_sets(system, tests, cfg, exp, feats)
             if name == "mono":
@@ -509,13 +560,33 @@ def run_asr(sets: dict[str, Sequence[Record]], cfg: AsrConfig, exp: str | Path,
     return finish(exp, results, table=results_table(results))
 
 
+def _save_and_describe(name: str, system: Any, exp: Path) -> dict[str, Any]:
+    """Save a trained system into ``exp`` and the figures that describe it (size, training time)."""
+    from voxa.tasks.asr_neural import E2eSystem, save_e2e
+
+    out: dict[str, Any] = {"train_seconds": round(system.seconds, 1), "parameters": system.parameters,
+                           "train_utterances": len(system.train_texts)}
+    if isinstance(system, E2eSystem):
+        save_e2e(system, exp / f"{name}.safetensors")
+        out.update({"units": system.units.kind, "vocab": len(system.units.symbols),
+                    "training": getattr(system.model, "training_summary", {})})
+        return out
+    out.update({"gaussians": system.am.num_gaussians, "pdfs": system.am.num_pdfs})
+    if system.scorer is not None:
+        system.scorer.save(exp / f"{name}.safetensors", training=system.scorer.training_summary)
+        out["training"] = system.scorer.training_summary
+    else:
+        system.am.save(exp / f"{name}.mdl.safetensors")
+    return out
+
+
 def results_table(results: dict[str, Any]) -> str:
     """The WER (or PER) of every system, set and grammar, Kaldi-RESULTS style, one line each."""
-    lines = [f"{'system':<6} {'set':<22} {'grammar':<9} {'%WER':>7} {'[err / words]':>16} {'RTF':>7}"]
+    lines = [f"{'system':<7} {'set':<22} {'grammar':<9} {'%WER':>7} {'[err / words]':>16} {'RTF':>7}"]
 
     def row(system: str, name: str, g: str, r: dict[str, Any]) -> None:
         rtf = f"{r['rtf']:.4f}" if "rtf" in r else "-"
-        lines.append(f"{system:<6} {name:<22} {g:<9} {r['wer']:>7.2f} {r['errors']:>7} / {r['ref_words']:<7} "
+        lines.append(f"{system:<7} {name:<22} {g:<9} {r['wer']:>7.2f} {r['errors']:>7} / {r['ref_words']:<7} "
                      f"{rtf:>7}")
 
     for sysname, res in (results.get("systems") or {"mono": results}).items():
@@ -528,8 +599,9 @@ def results_table(results: dict[str, Any]) -> str:
         lines.append(f"alignment {name} (mono): {100 * a['share']:.1f}% of {a['boundaries']} phone "
                      f"boundaries within {1000 * a['tolerance_s']:.0f} ms")
     for sysname, res in (results.get("systems") or {"mono": results}).items():
-        lines.append(f"{sysname}: trained in {res.get('train_seconds')} s, {res.get('gaussians')} Gaussians, "
-                     f"{res.get('pdfs')} pdfs")
+        size = (f"{res.get('gaussians')} Gaussians, {res.get('pdfs')} pdfs" if "gaussians" in res and
+                sysname in ("mono", "tri") else f"{res.get('parameters')} parameters")
+        lines.append(f"{sysname}: trained in {res.get('train_seconds')} s, {size}")
     return "\n".join(lines)
 
 
@@ -541,29 +613,79 @@ def _config_dict(cfg: AsrConfig) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------- system folders (CLI)
-def save_system(system: AsrSystem, folder: str | Path) -> Path:
-    """``final.mdl.safetensors``, ``lexiconp.txt`` and ``train_text`` into ``folder``."""
+def save_system(system: Any, folder: str | Path) -> Path:
+    """A system folder: ``lexiconp.txt``, ``train_text`` and the model(s): ``final.mdl.safetensors`` (the
+    HMM system, whose topology and tree also serve a hybrid), ``hybrid.safetensors`` (a hybrid's network)
+    or ``model.safetensors`` (a CTC or LAS network)."""
+    from voxa.tasks.asr_neural import E2eSystem, save_e2e
+
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    system.am.save(folder / "final.mdl.safetensors")
+    if isinstance(system, E2eSystem):
+        save_e2e(system, folder / "model.safetensors")
+    else:
+        system.am.save(folder / "final.mdl.safetensors")
+        if system.scorer is not None:
+            system.scorer.save(folder / "hybrid.safetensors", acoustic_scale=system.acoustic_scale,
+                               training=system.scorer.training_summary)
     system.lexicon.write(folder / "lexiconp.txt")
     write_kaldi_text(folder / "train_text", system.train_texts)
     return folder
 
 
-def load_system(folder: str | Path) -> AsrSystem:
-    """A system folder written by :func:`save_system`.
+def load_system(folder: str | Path) -> Any:
+    """A system folder written by :func:`save_system`: an :class:`AsrSystem` (GMM-HMM or hybrid) or an
+    :class:`voxa.tasks.asr_neural.E2eSystem`.
 
     Raises:
         VoxaError: If a file is missing.
     """
+    import voxa
+    from voxa.asr.units import Units
+    from voxa.tasks.asr_neural import E2eSystem
+
     folder = Path(folder)
-    for name in ("final.mdl.safetensors", "lexiconp.txt", "train_text"):
+    model = "model.safetensors" if (folder / "model.safetensors").is_file() else "final.mdl.safetensors"
+    for name in (model, "lexiconp.txt", "train_text"):
         if not (folder / name).is_file():
             raise VoxaError(f"{folder / name}: missing (not a system folder from voxa asr train)")
+    lexicon, texts = Lexicon.read(folder / "lexiconp.txt"), read_text(folder / "train_text")
+    if model == "model.safetensors":
+        net = voxa.load(folder / model)
+        head = net.voxa_header
+        u = head.get("units") or {}
+        kind = "ctc" if type(net).__name__ == "CtcModel" else "las"
+        units = Units(u.get("symbols", []), u.get("kind", "chars"), int(u.get("offset", 0)))
+        return E2eSystem(kind, net, units,
+                         texts, lexicon, float((head.get("training") or {}).get("seconds", 0.0)))
     am = AcousticModel.load(folder / "final.mdl.safetensors")
-    return AsrSystem(am, Lexicon.read(folder / "lexiconp.txt"), read_text(folder / "train_text"),
-                     float(am.info.get("train_seconds", 0.0)))
+    system = AsrSystem(am, lexicon, texts, float(am.info.get("train_seconds", 0.0)))
+    if (folder / "hybrid.safetensors").is_file():
+        net = voxa.load(folder / "hybrid.safetensors")
+        net.training_summary = net.voxa_header.get("training") or {}
+        system.scorer, system.acoustic_scale = net, net.voxa_header.get("acoustic_scale")
+    return system
+
+
+def train_system(records: Sequence[Record], cfg: AsrConfig, name: str, exp: str | Path) -> Any:
+    """Train system ``name`` (one of :data:`SYSTEM_NAMES`) and the GMM-HMM systems it builds on, on the
+    training words' lexicon; the networks train (and resume) under ``exp``."""
+    from dataclasses import replace
+
+    if name not in SYSTEM_NAMES:
+        raise ConfigError(f"unknown system {name!r}; one of {', '.join(SYSTEM_NAMES)}")
+    exp = Path(exp)
+    need = ["mono"]
+    if name == "tri" or (name == "dnn-hmm" and cfg.dnn_hmm.source == "tri"):
+        need.append("tri")
+    if name not in need:
+        need.append(name)
+    cfg = replace(cfg, systems=need)
+    texts = {k: v for k, v in transcripts_of(records, cfg.phone_fold).items() if v}
+    lexicon = cfg.lexicon.build(sorted({w for v in texts.values() for w in v}))
+    keep = [r for r in records if r.id in texts]
+    feats = load_asr_features(keep, cfg, exp)
+    return train_systems(keep, cfg, exp, feats, lexicon)[name]
 
 
 def write_kaldi_text(path: str | Path, texts: dict[str, list[str]]) -> Path:
@@ -594,15 +716,22 @@ def decode_manifest(system_dir: str | Path, records: Sequence[Record], cfg: AsrC
                     out: str | Path, lm: str | None = None) -> dict[str, Any]:
     """Decode ``records`` with a saved system; writes hypotheses (Kaldi text) to ``out`` and returns the
     timing, plus WER when the records have transcripts."""
+    from voxa.tasks.asr_neural import E2eSystem, decode_e2e
+
     system = load_system(system_dir)
     exp = Path(out).parent
     feats = load_asr_features(records, cfg, exp)
-    if lm is not None:
-        graph = build_graph(system.am, system.lexicon, grammar="arpa", arpa=lm, sil_prob=cfg.sil_prob)
-    else:
-        graph = make_graph(system, grammar, cfg, exp)
     ids = sorted(k for k in (r.id for r in records) if k in feats)
-    hyps, timing = decode_asr(system, graph, feats, ids, cfg)
+    if isinstance(system, E2eSystem):
+        if lm is not None:
+            raise ConfigError("--lm: an end-to-end system takes --grammar N (an n-gram on its training text)")
+        hyps, timing = decode_e2e(system, feats, ids, grammar, cfg, exp)
+    else:
+        if lm is not None:
+            graph = build_graph(system.am, system.lexicon, grammar="arpa", arpa=lm, sil_prob=cfg.sil_prob)
+        else:
+            graph = make_graph(system, grammar, cfg, exp)
+        hyps, timing = decode_asr(system, graph, feats, ids, cfg)
     write_kaldi_text(out, hyps)
     res: dict[str, Any] = {"utterances": len(ids), **timing}
     refs = {k: v for k, v in transcripts_of(records, cfg.phone_fold).items() if v and k in hyps}
@@ -620,12 +749,15 @@ def align_manifest(system_dir: str | Path, records: Sequence[Record], cfg: AsrCo
     from voxa.asr.training import align_utterances, best_pron
 
     system = load_system(system_dir)
+    if not isinstance(system, AsrSystem):
+        raise VoxaError(f"{system_dir}: forced alignment needs an HMM system (GMM-HMM or DNN-HMM)")
     feats = load_asr_features(records, cfg, Path(ctm).parent)
     texts = {k: v for k, v in transcripts_of(records, cfg.phone_fold).items() if v and k in feats}
     system.lexicon.check(sorted({w for v in texts.values() for w in v}), where="transcripts")
     chains = {k: build_chain(system.am, [best_pron(system.lexicon, w) for w in v], cfg.sil_prob)
               for k, v in texts.items()}
-    ali = align_utterances(system.am, feats, chains)
+    ali = align_utterances(system.am, feats, chains,
+                           log_likes=system.log_likelihoods if system.scorer is not None else None)
     words = {k: a.word_segments(texts[k], FRAME_SHIFT) for k, a in ali.items()}
     phones = {k: a.phone_segments(system.am, FRAME_SHIFT) for k, a in ali.items()}
     write_ctm(ctm, words)

@@ -108,6 +108,8 @@ MODEL_MODULES = (
     "voxa.tse.models",
     "voxa.hmm.models",
     "voxa.asr.acoustic",
+    "voxa.asr.hybrid",
+    "voxa.asr.ctc_model",
     "voxa.nn.models",
 )
 

@@ -1,0 +1,244 @@
+"""Neural systems of the ASR recipe task: DNN-HMM hybrid, RNN-CTC and Listen-Attend-Spell.
+
+:func:`train_dnn_hmm` trains a hybrid network on the forced alignments of the GMM-HMM system it
+replaces (triphones when trained, else monophones) and returns an :class:`voxa.tasks.asr.AsrSystem`
+that decodes through the same graphs and decoder with scaled likelihoods. :func:`train_e2e` trains a
+CTC or LAS model on the transcripts alone; :func:`decode_e2e` decodes with it: ``greedy``, ``loop``
+(beam search, no LM) or an n-gram order ``n`` (beam search with shallow fusion of an n-gram LM trained
+on the training transcripts: words for character units, tokens for ``words`` units).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from voxa.asr.units import WORD_SEP, Units
+from voxa.errors import VoxaError
+
+log = logging.getLogger(__name__)
+
+FRAME_SHIFT = 0.01
+E2E_SYSTEMS = ("ctc", "las")
+
+
+# ------------------------------------------------------------------------------------------ hybrid
+def hybrid_targets(source: Any, mono: Any, feats: Mapping[str, torch.Tensor], sil_prob: float
+                   ) -> dict[str, torch.Tensor]:
+    """``{utt: [T] pdf ids}``: forced alignments of the training transcripts under ``source`` (a mono or
+    tri :class:`voxa.tasks.asr.AsrSystem`; a triphone system is aligned through the phone sequence the
+    monophone alignment chose, as Kaldi's ``align_si.sh`` would through its own graph)."""
+    from voxa.asr.align import build_chain
+    from voxa.asr.training import align_utterances, best_pron
+    from voxa.asr.triphone import fixed_chain, instances
+
+    chains = {k: build_chain(mono.am, [best_pron(mono.lexicon, w) for w in v], sil_prob)
+              for k, v in mono.train_texts.items() if k in feats}
+    ali = align_utterances(mono.am, feats, chains)
+    if source.am.tree is None:
+        return {k: a.pdfs for k, a in ali.items()}
+    fixed = {k: fixed_chain(source.am, instances(a, chains[k])[0]) for k, a in ali.items()}
+    return {k: a.pdfs for k, a in align_utterances(source.am, feats, fixed).items()}
+
+
+def realign_hybrid(system: Any, mono: Any, feats: Mapping[str, torch.Tensor], sil_prob: float
+                   ) -> dict[str, torch.Tensor]:
+    """Frame targets re-derived with the hybrid network's scaled likelihoods (same phone sequences as
+    the GMM alignment; only the state boundaries move)."""
+    from voxa.asr.align import build_chain
+    from voxa.asr.training import align_utterances, best_pron
+    from voxa.asr.triphone import fixed_chain, instances
+
+    chains = {k: build_chain(mono.am, [best_pron(mono.lexicon, w) for w in v], sil_prob)
+              for k, v in mono.train_texts.items() if k in feats}
+    ali = align_utterances(mono.am, feats, chains)
+    if system.am.tree is None:
+        fixed = chains
+    else:
+        fixed = {k: fixed_chain(system.am, instances(a, chains[k])[0]) for k, a in ali.items()}
+    out = align_utterances(system.am, feats, fixed, log_likes=system.scorer.pseudo_log_likelihoods)
+    return {k: a.pdfs for k, a in out.items()}
+
+
+def train_dnn_hmm(systems: Mapping[str, Any], feats: Mapping[str, torch.Tensor], cfg: Any, exp: Path) -> Any:
+    """The hybrid system on top of ``systems`` (``mono`` and maybe ``tri``), trained in ``exp``."""
+    from voxa.asr.hybrid import train_hybrid
+    from voxa.tasks.asr import AsrSystem
+
+    hc = cfg.dnn_hmm
+    name = hc.source if hc.source != "auto" else ("tri" if "tri" in systems else "mono")
+    if name not in systems:
+        raise VoxaError(f"dnn_hmm.source={name}: that GMM-HMM system is not trained (add it to systems)")
+    src, mono = systems[name], systems["mono"]
+    t0 = time.perf_counter()
+    targets = hybrid_targets(src, mono, feats, cfg.sil_prob)
+    model = train_hybrid(feats, targets, src.am.num_pdfs, hc, exp / "pass0")
+    system = AsrSystem(src.am, src.lexicon, src.train_texts, 0.0, scorer=model,
+                       acoustic_scale=hc.acoustic_scale)
+    for k in range(hc.realign):
+        targets = realign_hybrid(system, mono, feats, cfg.sil_prob)
+        model = train_hybrid(feats, targets, src.am.num_pdfs, hc, exp / f"pass{k + 1}")
+        system.scorer = model
+    # the hybrid's training time includes the GMM-HMM system whose alignments it learns from
+    system.seconds = src.seconds + time.perf_counter() - t0
+    model.training_summary["source"] = name
+    return system
+
+
+# ---------------------------------------------------------------------------------- CTC and LAS
+@dataclass
+class E2eSystem:
+    """An end-to-end system: ``kind`` (``ctc`` or ``las``), the network, its output ``units``, the
+    training transcripts (for LMs), the lexicon (vocabulary of the LMs and of lexicon-constrained
+    search) and the training time."""
+
+    kind: str
+    model: Any
+    units: Units
+    train_texts: dict[str, list[str]]
+    lexicon: Any
+    seconds: float
+
+    @property
+    def parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+
+def _las_specials() -> list[str]:
+    from voxa.nn import las
+
+    return list(las.SPECIALS)
+
+
+def train_e2e(kind: str, texts: Mapping[str, list[str]], feats: Mapping[str, torch.Tensor], lexicon: Any,
+              cfg: Any, exp: Path) -> E2eSystem:
+    """Train a ``ctc`` or ``las`` system on ``{utt: words}`` transcripts."""
+    texts = {k: v for k, v in texts.items() if v and k in feats}
+    t0 = time.perf_counter()
+    if kind == "ctc":
+        from voxa.asr.ctc_model import train_ctc
+
+        units = Units.from_texts(texts.values(), cfg.ctc.units, offset=1)
+        targets = {k: units.encode(v) for k, v in texts.items()}
+        model = train_ctc(feats, targets, units.vocab(["<blank>"]), cfg.ctc, exp)
+    elif kind == "las":
+        from voxa.asr.las_training import train_las
+
+        specials = _las_specials()
+        units = Units.from_texts(texts.values(), cfg.las.units, offset=len(specials))
+        targets = {k: units.encode(v) for k, v in texts.items()}
+        model = train_las(feats, targets, units.vocab(specials), cfg.las, exp)
+    else:
+        raise VoxaError(f"unknown end-to-end system {kind!r}; one of {', '.join(E2E_SYSTEMS)}")
+    return E2eSystem(kind, model, units, dict(texts), lexicon, time.perf_counter() - t0)
+
+
+def _lm(system: E2eSystem, order: int, cfg: Any, exp: Path) -> Any:
+    from voxa.asr.lm import NgramLM
+
+    texts = list(system.train_texts.values())
+    if system.kind == "las" and system.units.kind == "chars":
+        # the speller emits characters: its LM is a character n-gram over spelled transcripts
+        seqs = [list(WORD_SEP.join(v)) for v in texts]
+        return NgramLM.fit(seqs, order=order, smoothing=cfg.smoothing, vocab=system.units.symbols)
+    vocab = sorted({w for v in texts for w in v} | set(getattr(system.lexicon, "words", [])))
+    lm = NgramLM.fit(texts, order=order, smoothing=cfg.smoothing, vocab=vocab)
+    lm.write_arpa(exp / f"lm{order}.arpa")
+    return lm
+
+
+def decode_e2e(system: E2eSystem, feats: Mapping[str, torch.Tensor], ids: Sequence[str], grammar: Any,
+               cfg: Any, exp: Path) -> tuple[dict[str, list[str]], dict[str, float]]:
+    """Hypotheses ``{id: words}`` and timing; ``grammar`` is ``greedy``, ``loop`` (beam search without
+    an LM) or an n-gram order."""
+    lm = _lm(system, int(grammar), cfg, exp) if isinstance(grammar, int) else None
+    hyps, t_net, t_search, frames = {}, 0.0, 0.0, 0
+    for k in tqdm(ids, desc=f"decode {system.kind} ({grammar})", unit="utt", leave=False):
+        t0 = time.perf_counter()
+        if system.kind == "ctc":
+            logp = system.model.log_probs(feats[k])
+            t1 = time.perf_counter()
+            out = _ctc_search(system, logp, grammar, lm, cfg.ctc)
+        else:
+            t1 = t0
+            out = _las_search(system, feats[k], grammar, lm, cfg.las)
+        t2 = time.perf_counter()
+        t_net, t_search = t_net + (t1 - t0), t_search + (t2 - t1)
+        hyps[k] = system.units.decode(out)
+        frames += feats[k].shape[0]
+    audio = frames * FRAME_SHIFT
+    return hyps, {"likelihood_seconds": round(t_net, 2), "search_seconds": round(t_search, 2),
+                  "audio_seconds": round(audio, 1), "rtf": round((t_net + t_search) / max(audio, 1e-9), 4)}
+
+
+def _ctc_search(system: E2eSystem, logp: torch.Tensor, grammar: Any, lm: Any, c: Any) -> list[int]:
+    from voxa.asr.ctc import ctc_greedy, ctc_prefix_beam_search
+
+    if grammar == "greedy":
+        return ctc_greedy(logp)
+    vocab = system.model.cfg.vocab
+    lexicon = set(system.lexicon.words) if c.lexicon and system.units.kind == "chars" else None
+    if system.units.kind == "chars":
+        best = ctc_prefix_beam_search(logp, beam=c.beam, lm=lm, lm_weight=c.lm_weight if lm else 0.0,
+                                      word_bonus=c.word_bonus if lm else 0.0, space=system.units.separator,
+                                      tokens=vocab, lexicon=lexicon)
+    else:
+        best = ctc_prefix_beam_search(logp, beam=c.beam, lm=lm, lm_weight=c.lm_weight if lm else 0.0,
+                                      word_bonus=c.word_bonus if lm else 0.0, tokens=vocab)
+    return list(best[0][0]) if best else []
+
+
+def _las_search(system: E2eSystem, x: torch.Tensor, grammar: Any, lm: Any, c: Any) -> list[int]:
+    from voxa.nn.las import char_lm_scorer
+
+    model = system.model
+    if grammar == "greedy":
+        return list(model.greedy(x[None], torch.tensor([x.shape[0]]))[0])
+    scorer = None
+    if lm is not None:
+        scorer = char_lm_scorer(lm, model.cfg.vocab if hasattr(model.cfg, "vocab") else None, model)
+    best = model.beam_search(x, beam=c.beam, length_norm=c.length_norm, lm=scorer,
+                             lm_weight=c.lm_weight if scorer else 0.0)
+    return list(best[0][0]) if best else []
+
+
+def e2e_alignment_plots(system: E2eSystem, feats: Mapping[str, torch.Tensor], utt: str, words: list[str],
+                        exp: Path) -> list[Path]:
+    """The CTC forced-alignment plot or the LAS attention plot of one utterance (PNG in ``exp``)."""
+    out = []
+    x = feats[utt]
+    if system.kind == "ctc":
+        from voxa.asr.ctc import ctc_alignment_plot, ctc_forced_align
+
+        logp = system.model.log_probs(x)
+        targets = system.units.encode(words)
+        labels = ctc_forced_align(logp, targets)
+        out.append(ctc_alignment_plot(logp, labels, system.model.cfg.vocab, exp / f"ctc_alignment_{utt}.png",
+                                      title=f"CTC forced alignment: {' '.join(words)}"))
+    else:
+        from voxa.nn.las import plot_attention
+
+        targets = torch.tensor(system.units.encode(words))
+        w = system.model.attention(x, targets)
+        toks = [system.model.cfg.vocab[i] for i in targets.tolist()] + ["<eos>"]
+        out.append(plot_attention(w, exp / f"las_attention_{utt}.png", tokens=toks,
+                                  title=f"LAS attention: {' '.join(words)}"))
+    return out
+
+
+def save_e2e(system: E2eSystem, path: Path) -> Path:
+    """The network with its units and training summary in the header."""
+    return system.model.save(path, units={"symbols": system.units.symbols, "kind": system.units.kind,
+                                          "offset": system.units.offset},
+                             training=getattr(system.model, "training_summary", {}))
+
+
+__all__ = ["E2E_SYSTEMS", "E2eSystem", "decode_e2e", "e2e_alignment_plots", "hybrid_targets", "save_e2e",
+           "train_dnn_hmm", "train_e2e"]
