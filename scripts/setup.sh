@@ -21,4 +21,6 @@ python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 # torch first, so that nothing below pulls a multi-GB CUDA build
 python -c "import torch" 2>/dev/null || python -m pip install -q "torch==2.13.0"
 python -m pip install -q -e ".[dev,bench]"
+# benchmark peer whose numpy<2 pin it does not need (see pyproject.toml)
+python -c "import pyctcdecode" 2>/dev/null || python -m pip install -q --no-deps "pyctcdecode==0.5.0" "pygtrie>=2.1,<3"
 echo "[setup] voxa installed in $(pwd)/.venv" >&2

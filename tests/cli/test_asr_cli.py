@@ -77,7 +77,8 @@ def test_asr_cli_trains_and_decodes_a_ctc_system(tmp_path, capsys) -> None:
     sys_dir = str(tmp_path / "ctc")
     sets = [*_GMM, "--set", "ctc.units=words", "--set", "ctc.trainer.epochs=25", "--set",
             "ctc.trainer.batch_size=2", "--set", "ctc.trainer.lr=5e-3", "--set", "ctc.model.hidden=32",
-            "--set", "ctc.model.layers=1", "--set", "ctc.model.subsample=3", "--set", "ctc.trainer.progress=false"]
+            "--set", "ctc.model.layers=1", "--set", "ctc.model.subsample=3",
+            "--set", "ctc.trainer.progress=false"]
     assert main(["asr", "train", str(train), "--out", sys_dir, "--system", "ctc", *sets]) == 0
     assert (tmp_path / "ctc" / "model.safetensors").is_file()
     assert main(["asr", "decode", sys_dir, str(test), "--grammar", "greedy", "--out", str(tmp_path / "hyp"),

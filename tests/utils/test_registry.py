@@ -7,7 +7,6 @@ import pytest
 import torch
 
 import voxa
-import voxa.nn.las  # noqa: F401  (registers ListenAttendSpell; voxa.utils.serialization.MODEL_MODULES lacks it)
 from voxa.errors import VoxaError
 from voxa.utils.serialization import registered, save_model
 

@@ -111,6 +111,7 @@ MODEL_MODULES = (
     "voxa.asr.hybrid",
     "voxa.asr.ctc_model",
     "voxa.nn.models",
+    "voxa.nn.las",
 )
 
 _REGISTRY: dict[str, type] = {}
