@@ -547,6 +547,9 @@ def run_asr(sets: dict[str, Sequence[Record]], cfg: AsrConfig, exp: str | Path,
         r.update(_save_and_describe(name, system, exp))
         if tests:
             r["sets"] = evaluate_sets(system, tests, cfg, exp, feats)
+            plots = _e2e_plots(system, tests, cfg, exp, feats)
+            if plots:
+                r["plots"] = plots
             if name == "mono":
                 for tname, recs in tests.items():
                     if any(x.extra.get("phones") for x in recs):
@@ -558,6 +561,25 @@ def run_asr(sets: dict[str, Sequence[Record]], cfg: AsrConfig, exp: str | Path,
     results.update({k: v for k, v in by_sys["mono"].items()})
     results["system"] = "mono"
     return finish(exp, results, table=results_table(results))
+
+
+def _e2e_plots(system: Any, tests: dict[str, Sequence[Record]], cfg: AsrConfig, exp: Path,
+               feats: Mapping[str, torch.Tensor]) -> list[str]:
+    """For a CTC or LAS system, the alignment or attention plot of the first test utterance."""
+    from voxa.tasks.asr_neural import E2eSystem, e2e_alignment_plots
+
+    if not isinstance(system, E2eSystem):
+        return []
+    for recs in tests.values():
+        texts = transcripts_of(recs, cfg.phone_fold)
+        for r in sorted(recs, key=lambda r: r.id):
+            words = texts.get(r.id)
+            if words and r.id in feats and system.units.covers(words):
+                try:
+                    return [str(p) for p in e2e_alignment_plots(system, feats, r.id, words, exp)]
+                except VoxaError as e:  # e.g. an utterance too short for its transcript under CTC
+                    log.warning("no alignment plot for %s: %s", r.id, e)
+    return []
 
 
 def _save_and_describe(name: str, system: Any, exp: Path) -> dict[str, Any]:

@@ -157,7 +157,8 @@ def _lm(system: E2eSystem, order: int, cfg: Any, exp: Path) -> Any:
 def decode_e2e(system: E2eSystem, feats: Mapping[str, torch.Tensor], ids: Sequence[str], grammar: Any,
                cfg: Any, exp: Path) -> tuple[dict[str, list[str]], dict[str, float]]:
     """Hypotheses ``{id: words}`` and timing; ``grammar`` is ``greedy``, ``loop`` (beam search without
-    an LM) or an n-gram order."""
+    an LM), ``isolated`` (the best beam hypothesis that is one lexicon word: isolated-word recognition)
+    or an n-gram order."""
     lm = _lm(system, int(grammar), cfg, exp) if isinstance(grammar, int) else None
     hyps, t_net, t_search, frames = {}, 0.0, 0.0, 0
     for k in tqdm(ids, desc=f"decode {system.kind} ({grammar})", unit="utt", leave=False):
@@ -171,42 +172,52 @@ def decode_e2e(system: E2eSystem, feats: Mapping[str, torch.Tensor], ids: Sequen
             out = _las_search(system, feats[k], grammar, lm, cfg.las)
         t2 = time.perf_counter()
         t_net, t_search = t_net + (t1 - t0), t_search + (t2 - t1)
-        hyps[k] = system.units.decode(out)
+        hyps[k] = _pick(system, out, grammar)
         frames += feats[k].shape[0]
     audio = frames * FRAME_SHIFT
     return hyps, {"likelihood_seconds": round(t_net, 2), "search_seconds": round(t_search, 2),
                   "audio_seconds": round(audio, 1), "rtf": round((t_net + t_search) / max(audio, 1e-9), 4)}
 
 
-def _ctc_search(system: E2eSystem, logp: torch.Tensor, grammar: Any, lm: Any, c: Any) -> list[int]:
+def _pick(system: E2eSystem, nbest: list[list[int]], grammar: Any) -> list[str]:
+    """The words of the best hypothesis (for ``isolated``: the best that is one lexicon word)."""
+    if grammar == "isolated":
+        vocab = set(system.lexicon.words)
+        for ids in nbest:
+            words = system.units.decode(ids)
+            if len(words) == 1 and words[0] in vocab:
+                return words
+    return system.units.decode(nbest[0]) if nbest else []
+
+
+def _ctc_search(system: E2eSystem, logp: torch.Tensor, grammar: Any, lm: Any, c: Any) -> list[list[int]]:
     from voxa.asr.ctc import ctc_greedy, ctc_prefix_beam_search
 
     if grammar == "greedy":
-        return ctc_greedy(logp)
+        return [ctc_greedy(logp)]
+    nbest = c.beam if grammar == "isolated" else 1
     vocab = system.model.cfg.vocab
-    lexicon = set(system.lexicon.words) if c.lexicon and system.units.kind == "chars" else None
-    if system.units.kind == "chars":
-        best = ctc_prefix_beam_search(logp, beam=c.beam, lm=lm, lm_weight=c.lm_weight if lm else 0.0,
-                                      word_bonus=c.word_bonus if lm else 0.0, space=system.units.separator,
-                                      tokens=vocab, lexicon=lexicon)
-    else:
-        best = ctc_prefix_beam_search(logp, beam=c.beam, lm=lm, lm_weight=c.lm_weight if lm else 0.0,
-                                      word_bonus=c.word_bonus if lm else 0.0, tokens=vocab)
-    return list(best[0][0]) if best else []
+    use_lex = (c.lexicon or grammar == "isolated") and system.units.kind == "chars"
+    lexicon = set(system.lexicon.words) if use_lex else None
+    space = system.units.separator if system.units.kind == "chars" else None
+    best = ctc_prefix_beam_search(logp, beam=c.beam, lm=lm, lm_weight=c.lm_weight if lm else 0.0,
+                                  word_bonus=c.word_bonus if lm else 0.0, space=space, tokens=vocab,
+                                  lexicon=lexicon, nbest=nbest)
+    return [list(ids) for ids, _ in best]
 
 
-def _las_search(system: E2eSystem, x: torch.Tensor, grammar: Any, lm: Any, c: Any) -> list[int]:
+def _las_search(system: E2eSystem, x: torch.Tensor, grammar: Any, lm: Any, c: Any) -> list[list[int]]:
     from voxa.nn.las import char_lm_scorer
 
     model = system.model
     if grammar == "greedy":
-        return list(model.greedy(x[None], torch.tensor([x.shape[0]]))[0])
+        return [list(model.greedy(x[None], torch.tensor([x.shape[0]]))[0])]
     scorer = None
     if lm is not None:
         scorer = char_lm_scorer(lm, model.cfg.vocab if hasattr(model.cfg, "vocab") else None, model)
     best = model.beam_search(x, beam=c.beam, length_norm=c.length_norm, lm=scorer,
                              lm_weight=c.lm_weight if scorer else 0.0)
-    return list(best[0][0]) if best else []
+    return [list(ids) for ids, _ in best]
 
 
 def e2e_alignment_plots(system: E2eSystem, feats: Mapping[str, torch.Tensor], utt: str, words: list[str],
