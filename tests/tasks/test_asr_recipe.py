@@ -32,3 +32,23 @@ def test_yesno_recipe_writes_wer_per_system_and_grammar(tmp_path) -> None:
 def test_asr_recipe_refuses_an_unknown_system(tmp_path) -> None:
     with pytest.raises(ConfigError, match="systems"):
         load_recipe(RECIPES / "asterisk" / "asr_en.yaml", overrides=["systems=[mono, quadphone]"])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+def test_yesno_recipe_with_ctc_and_las_reports_every_decoding_and_plots(tmp_path) -> None:
+    from voxa.data.synthetic_speech import make_yesno_corpus
+
+    make_yesno_corpus(tmp_path / "data" / "yesno", n_files=16, voices=("en", "en+f3", "en+m3"))
+    tiny = ["mono.num_iters=10", "mono.max_gaussians=60", "mono.mixup_iters=8", "systems=[mono, ctc, las]",
+            "ctc.trainer.epochs=2", "ctc.model.hidden=16", "ctc.model.layers=1", "las.trainer.epochs=2",
+            "las.units=words", "las.model.listener_hidden=16", "las.model.listener_layers=1",
+            "las.model.speller_hidden=16", "perturb.copies=1", "perturb.speed=[1.1]"]
+    res = run_recipe(RECIPES / "yesno" / "asr_ctc.yaml", data_root=str(tmp_path / "data"),
+                     exp=str(tmp_path / "exp"), overrides=tiny)
+    for name in ("ctc", "las"):
+        sysres = res["systems"][name]
+        assert set(sysres["sets"]["test"]) == {"greedy", "loop", "1"}
+        assert sysres["training"]["utterances"] == 2 * sysres["train_utterances"]  # clean + one copy
+        assert all(Path(p).is_file() for p in sysres["plots"])
+        assert (tmp_path / "exp" / f"{name}.safetensors").is_file()

@@ -34,6 +34,7 @@ from voxa.asr.training import MonoConfig, train_mono
 from voxa.asr.triphone import TriConfig
 from voxa.data.manifest import Record
 from voxa.errors import ConfigError, VoxaError
+from voxa.features.perturb import VoicePerturbation
 from voxa.features.pipeline import FeatureConfig
 
 log = logging.getLogger(__name__)
@@ -141,6 +142,9 @@ class AsrConfig:
         tri: triphone training (:class:`voxa.asr.triphone.TriConfig`), used when ``systems`` has ``tri``.
         systems: ``mono``, optionally with ``tri``, ``dnn-hmm`` (hybrid on the best GMM-HMM's
             alignments), ``ctc`` (RNN-CTC) and ``las`` (Listen, Attend and Spell).
+        perturb: speed-perturbed copies of the training utterances for the neural systems
+            (:class:`voxa.features.perturb.VoicePerturbation`: ``copies: 2, speed: [0.9, 1.1]`` is
+            Kaldi's 3-way speed perturbation); the GMM-HMM systems train on the clean data.
         dnn_hmm, ctc, las: the neural systems' settings (:class:`voxa.asr.hybrid.HybridTrainConfig`,
             :class:`voxa.asr.ctc_model.CtcTrainConfig`, :class:`voxa.asr.las_training.LasTrainConfig`).
         decoder: beam search (:class:`voxa.asr.decoder.DecoderConfig`).
@@ -160,6 +164,7 @@ class AsrConfig:
     mono: MonoConfig = field(default_factory=MonoConfig)
     tri: TriConfig = field(default_factory=TriConfig)
     systems: list[str] = field(default_factory=lambda: ["mono"])
+    perturb: VoicePerturbation = field(default_factory=lambda: VoicePerturbation(copies=0, vtlp=None))
     dnn_hmm: HybridTrainConfig = field(default_factory=HybridTrainConfig)
     ctc: CtcTrainConfig = field(default_factory=CtcTrainConfig)
     las: LasTrainConfig = field(default_factory=LasTrainConfig)
@@ -486,15 +491,21 @@ def train_systems(train: Sequence[Record], cfg: AsrConfig, exp: Path, feats: dic
         am.info["train_seconds"] = round(seconds, 1)
         # the triphone system's training time includes the monophone system it starts from
         out["tri"] = AsrSystem(am, lexicon, mono.train_texts, mono.seconds + seconds)
-    if "dnn-hmm" in cfg.systems:
-        from voxa.tasks.asr_neural import train_dnn_hmm
+    neural = [n for n in ("dnn-hmm", "ctc", "las") if n in cfg.systems]
+    if not neural:
+        return out
+    from voxa.tasks.asr_neural import perturbed_training_data, train_dnn_hmm, train_e2e
 
-        out["dnn-hmm"] = train_dnn_hmm(out, feats, cfg, exp / f"dnn-hmm{tag}")
+    nfeats, ntexts = feats, out["mono"].train_texts
+    if cfg.perturb.active:
+        nfeats, ntexts = perturbed_training_data(train, feats, ntexts, cfg)
+    if "dnn-hmm" in neural:
+        out["dnn-hmm"] = train_dnn_hmm(out, nfeats, cfg, exp / f"dnn-hmm{tag}", texts=ntexts)
+        out["dnn-hmm"].train_texts = out["mono"].train_texts  # the LMs learn from the clean transcripts
     for kind in ("ctc", "las"):
-        if kind in cfg.systems:
-            from voxa.tasks.asr_neural import train_e2e
-
-            out[kind] = train_e2e(kind, out["mono"].train_texts, feats, lexicon, cfg, exp / f"{kind}{tag}")
+        if kind in neural:
+            out[kind] = train_e2e(kind, ntexts, nfeats, lexicon, cfg, exp / f"{kind}{tag}")
+            out[kind].train_texts = dict(out["mono"].train_texts)
     return out
 
 

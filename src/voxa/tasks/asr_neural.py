@@ -30,17 +30,19 @@ E2E_SYSTEMS = ("ctc", "las")
 
 
 # ------------------------------------------------------------------------------------------ hybrid
-def hybrid_targets(source: Any, mono: Any, feats: Mapping[str, torch.Tensor], sil_prob: float
-                   ) -> dict[str, torch.Tensor]:
+def hybrid_targets(source: Any, mono: Any, feats: Mapping[str, torch.Tensor], sil_prob: float,
+                   texts: Mapping[str, list[str]] | None = None) -> dict[str, torch.Tensor]:
     """``{utt: [T] pdf ids}``: forced alignments of the training transcripts under ``source`` (a mono or
     tri :class:`voxa.tasks.asr.AsrSystem`; a triphone system is aligned through the phone sequence the
-    monophone alignment chose, as Kaldi's ``align_si.sh`` would through its own graph)."""
+    monophone alignment chose, as Kaldi's ``align_si.sh`` would through its own graph). ``texts``
+    (default: the monophone system's training transcripts) may add perturbed copies."""
     from voxa.asr.align import build_chain
     from voxa.asr.training import align_utterances, best_pron
     from voxa.asr.triphone import fixed_chain, instances
 
+    texts = mono.train_texts if texts is None else texts
     chains = {k: build_chain(mono.am, [best_pron(mono.lexicon, w) for w in v], sil_prob)
-              for k, v in mono.train_texts.items() if k in feats}
+              for k, v in texts.items() if k in feats}
     ali = align_utterances(mono.am, feats, chains)
     if source.am.tree is None:
         return {k: a.pdfs for k, a in ali.items()}
@@ -48,16 +50,17 @@ def hybrid_targets(source: Any, mono: Any, feats: Mapping[str, torch.Tensor], si
     return {k: a.pdfs for k, a in align_utterances(source.am, feats, fixed).items()}
 
 
-def realign_hybrid(system: Any, mono: Any, feats: Mapping[str, torch.Tensor], sil_prob: float
-                   ) -> dict[str, torch.Tensor]:
+def realign_hybrid(system: Any, mono: Any, feats: Mapping[str, torch.Tensor], sil_prob: float,
+                   texts: Mapping[str, list[str]] | None = None) -> dict[str, torch.Tensor]:
     """Frame targets re-derived with the hybrid network's scaled likelihoods (same phone sequences as
     the GMM alignment; only the state boundaries move)."""
     from voxa.asr.align import build_chain
     from voxa.asr.training import align_utterances, best_pron
     from voxa.asr.triphone import fixed_chain, instances
 
+    texts = mono.train_texts if texts is None else texts
     chains = {k: build_chain(mono.am, [best_pron(mono.lexicon, w) for w in v], sil_prob)
-              for k, v in mono.train_texts.items() if k in feats}
+              for k, v in texts.items() if k in feats}
     ali = align_utterances(mono.am, feats, chains)
     if system.am.tree is None:
         fixed = chains
@@ -67,8 +70,10 @@ def realign_hybrid(system: Any, mono: Any, feats: Mapping[str, torch.Tensor], si
     return {k: a.pdfs for k, a in out.items()}
 
 
-def train_dnn_hmm(systems: Mapping[str, Any], feats: Mapping[str, torch.Tensor], cfg: Any, exp: Path) -> Any:
-    """The hybrid system on top of ``systems`` (``mono`` and maybe ``tri``), trained in ``exp``."""
+def train_dnn_hmm(systems: Mapping[str, Any], feats: Mapping[str, torch.Tensor], cfg: Any, exp: Path,
+                  texts: Mapping[str, list[str]] | None = None) -> Any:
+    """The hybrid system on top of ``systems`` (``mono`` and maybe ``tri``), trained in ``exp`` on
+    ``texts`` (default: the GMM-HMM's training transcripts; perturbed copies may be added)."""
     from voxa.asr.hybrid import train_hybrid
     from voxa.tasks.asr import AsrSystem
 
@@ -78,18 +83,34 @@ def train_dnn_hmm(systems: Mapping[str, Any], feats: Mapping[str, torch.Tensor],
         raise VoxaError(f"dnn_hmm.source={name}: that GMM-HMM system is not trained (add it to systems)")
     src, mono = systems[name], systems["mono"]
     t0 = time.perf_counter()
-    targets = hybrid_targets(src, mono, feats, cfg.sil_prob)
+    targets = hybrid_targets(src, mono, feats, cfg.sil_prob, texts)
     model = train_hybrid(feats, targets, src.am.num_pdfs, hc, exp / "pass0")
     system = AsrSystem(src.am, src.lexicon, src.train_texts, 0.0, scorer=model,
                        acoustic_scale=hc.acoustic_scale)
     for k in range(hc.realign):
-        targets = realign_hybrid(system, mono, feats, cfg.sil_prob)
+        targets = realign_hybrid(system, mono, feats, cfg.sil_prob, texts)
         model = train_hybrid(feats, targets, src.am.num_pdfs, hc, exp / f"pass{k + 1}")
         system.scorer = model
     # the hybrid's training time includes the GMM-HMM system whose alignments it learns from
     system.seconds = src.seconds + time.perf_counter() - t0
     model.training_summary["source"] = name
     return system
+
+
+def perturbed_training_data(records: Sequence[Any], feats: Mapping[str, torch.Tensor],
+                            texts: Mapping[str, list[str]], cfg: Any) -> tuple[dict, dict]:
+    """Features and transcripts with ``cfg.perturb.copies`` speed-perturbed copies of every training
+    utterance added (ids ``<utt>#sp<k>``), for the neural systems; the clean ones are kept."""
+    from voxa.features.perturb import perturbed_features
+
+    recs = [r for r in records if r.id in texts]
+    copies = perturbed_features(recs, cfg.features, cfg.perturb)
+    f, t = dict(feats), dict(texts)
+    for r, cs in zip(recs, copies):
+        for j, x in enumerate(cs):
+            f[f"{r.id}#sp{j}"] = x
+            t[f"{r.id}#sp{j}"] = texts[r.id]
+    return f, t
 
 
 # ---------------------------------------------------------------------------------- CTC and LAS
@@ -251,5 +272,5 @@ def save_e2e(system: E2eSystem, path: Path) -> Path:
                              training=getattr(system.model, "training_summary", {}))
 
 
-__all__ = ["E2E_SYSTEMS", "E2eSystem", "decode_e2e", "e2e_alignment_plots", "hybrid_targets", "save_e2e",
-           "train_dnn_hmm", "train_e2e"]
+__all__ = ["E2E_SYSTEMS", "E2eSystem", "decode_e2e", "e2e_alignment_plots", "hybrid_targets",
+           "perturbed_training_data", "save_e2e", "train_dnn_hmm", "train_e2e"]

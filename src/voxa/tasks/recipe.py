@@ -30,11 +30,11 @@ TASK_KEYS: dict[str, tuple[str, ...]] = {
     "language-id": ("features", "gmm", "ivector", "neural", "augment", "phonetic", "systems", "durations",
                     "main"),
     "emotion": ("features", "gmm", "ivector", "neural", "systems", "main", "speaker_norm"),
-    "asr": ("features", "lexicon", "mono", "tri", "dnn_hmm", "ctc", "las", "systems", "decoder", "grammars",
-            "sil_prob", "smoothing", "phone_fold", "pron_probs", "stream_features", "folds"),
+    "asr": ("features", "lexicon", "mono", "tri", "perturb", "dnn_hmm", "ctc", "las", "systems", "decoder",
+            "grammars", "sil_prob", "smoothing", "phone_fold", "pron_probs", "stream_features", "folds"),
 }
-_ASR_KEYS = ("features", "lexicon", "mono", "tri", "dnn_hmm", "ctc", "las", "systems", "decoder", "grammars",
-             "sil_prob", "smoothing", "phone_fold", "pron_probs", "stream_features")
+_ASR_KEYS = ("features", "lexicon", "mono", "tri", "perturb", "dnn_hmm", "ctc", "las", "systems", "decoder",
+             "grammars", "sil_prob", "smoothing", "phone_fold", "pron_probs", "stream_features")
 _TRIALS_KEYS = ("nontarget_ratio", "seed")
 
 
