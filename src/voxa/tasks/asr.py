@@ -571,6 +571,9 @@ def run_asr(sets: dict[str, Sequence[Record]], cfg: AsrConfig, exp: str | Path,
         results["systems"][name] = r
     results.update({k: v for k, v in by_sys["mono"].items()})
     results["system"] = "mono"
+    from voxa.utils.atomic import write_text_atomic
+
+    write_text_atomic(exp / "table.md", markdown_table(results))
     return finish(exp, results, table=results_table(results))
 
 
@@ -611,6 +614,47 @@ def _save_and_describe(name: str, system: Any, exp: Path) -> dict[str, Any]:
     else:
         system.am.save(exp / f"{name}.mdl.safetensors")
     return out
+
+
+def markdown_table(results: dict[str, Any]) -> str:
+    """One row per system: %WER (or %PER) of every decoding on the main set (leave-one-speaker-out when
+    run, else the first test set) and of the other sets, parameters and training time (the layout of the
+    README's tables).
+
+    Example:
+        >>> r = {"systems": {"mono": {"sets": {"test": {"loop": {"wer": 9.5}}}, "parameters": 10,
+        ...                           "train_seconds": 1.0}}}
+        >>> print(markdown_table(r).splitlines()[2])
+        | mono | 9.50 | 10 | 1.0 |
+    """
+    systems = results.get("systems") or {}
+    cols: list[tuple[str, str]] = []
+    for res in systems.values():
+        loso = res.get("leave_one_speaker_out")
+        blocks = ([("leave-one-speaker-out", loso)] if loso else []) + list((res.get("sets") or {}).items())
+        for name, by_g in blocks:
+            for g in by_g:
+                if (name, g) not in cols:
+                    cols.append((name, g))
+    # decodings in the order of the lecture's tables: greedy, no LM, then LMs of growing order
+    def rank(g: str) -> tuple[int, str]:
+        return (0, g) if g == "greedy" else (2 + int(g), g) if g.isdigit() else (1, g)
+
+    order = list(dict.fromkeys(n for n, _ in cols))
+    cols.sort(key=lambda c: (order.index(c[0]), rank(str(c[1]))))
+    many = len({n for n, _ in cols}) > 1
+    head = ["system"] + [f"{n} {g}" if many else str(g) for n, g in cols] + ["parameters", "training (s)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for sysname, res in systems.items():
+        cells = []
+        for n, g in cols:
+            sets = res.get("sets") or {}
+            block = res.get("leave_one_speaker_out") if n == "leave-one-speaker-out" else sets.get(n)
+            r = (block or {}).get(g)
+            cells.append(f"{r['wer']:.2f}" if r else "-")
+        lines.append(f"| {sysname} | " + " | ".join(cells) + f" | {res.get('parameters', '-')} | "
+                     f"{res.get('train_seconds', '-')} |")
+    return "\n".join(lines) + "\n"
 
 
 def results_table(results: dict[str, Any]) -> str:
