@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +28,7 @@ import torch.nn.functional as F
 
 from voxa.errors import ConfigError, VoxaError
 from voxa.nn.saving import SavedModule
+from voxa.nn.sequence import InputNormalisation
 from voxa.nn.specaugment import SpecAugment
 from voxa.nn.trainer import TrainerConfig
 from voxa.utils.serialization import register
@@ -69,7 +69,7 @@ class CtcConfig:
 
 
 @register("voxa.asr.CtcModel")
-class CtcModel(SavedModule):
+class CtcModel(InputNormalisation, SavedModule):
     """Frame stacking, (B)LSTM, per-frame log-probabilities over the vocabulary and the blank.
 
     Shapes:
@@ -84,22 +84,16 @@ class CtcModel(SavedModule):
         from voxa.nn.layers import LSTMEncoder
 
         self.cfg = c = cfg or CtcConfig()
-        self.register_buffer("feat_mean", torch.zeros(c.input_dim))
-        self.register_buffer("feat_std", torch.ones(c.input_dim))
+        self._init_normalisation(c.input_dim)
         self.encoder = LSTMEncoder(c.input_dim * c.subsample, c.hidden, c.layers,
                                    bidirectional=c.bidirectional,
                                    dropout=c.dropout)
         self.drop = nn.Dropout(c.dropout)
         self.out = nn.Linear(self.encoder.out_dim, len(c.vocab))
 
-    def set_normalisation(self, mean: torch.Tensor, std: torch.Tensor) -> None:
-        """Global feature mean and standard deviation ``[D]`` (from the training frames)."""
-        self.feat_mean.copy_(mean.to(self.feat_mean))
-        self.feat_std.copy_(std.clamp_min(1e-5).to(self.feat_std))
-
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         k = self.cfg.subsample
-        x = (x - self.feat_mean) / self.feat_std
+        x = self.normalise(x)
         if k > 1:
             b, t, d = x.shape
             pad = (-t) % k
@@ -178,48 +172,27 @@ def train_ctc(feats: Mapping[str, torch.Tensor], targets: Mapping[str, Sequence[
     Returns:
         The best-validation model (eval mode) with ``training_summary``.
     """
-    from voxa.nn.sequence import SequenceDataset, fit_sequence_model, split_valid
+    from voxa.asr.ctc import ctc_greedy
+    from voxa.nn.sequence import token_error_rate, train_on_utterances
 
-    ids = sorted(k for k in targets if k in feats and len(targets[k]))
-    if not ids:
+    targets = {k: v for k, v in targets.items() if k in feats and len(v)}
+    if not targets:
         raise VoxaError("no training utterance with a transcript for the CTC model")
-    if any(0 in targets[k] for k in ids):
+    if any(0 in v for v in targets.values()):
         raise VoxaError("CTC targets must not contain the blank (id 0)")
-    x_all = torch.cat([feats[k] for k in ids]).double()
-    model_cfg = CtcConfig(**{**cfg.model, "input_dim": int(x_all.shape[1]), "vocab": list(vocab)})
+    dim = int(next(iter(feats.values())).shape[1])
     torch.manual_seed(cfg.trainer.seed)
-    model = CtcModel(model_cfg)
-    model.set_normalisation(x_all.mean(0).float(), x_all.std(0).float())
-    fit, valid = split_valid(len(ids), cfg.valid_fraction, cfg.trainer.seed)
-
-    def dataset(idx: Sequence[int]) -> SequenceDataset:
-        return SequenceDataset([feats[ids[i]] for i in idx], [torch.tensor(targets[ids[i]]) for i in idx],
-                               frame_targets=False, seed=cfg.trainer.seed)
+    model = CtcModel(CtcConfig(**{**cfg.model, "input_dim": dim, "vocab": list(vocab)}))
 
     def loss(net: nn.Module, b: dict[str, torch.Tensor]) -> torch.Tensor:
         logp, n = net(b["x"], b["lengths"])
         return ctc_batch_loss(logp, n, b["y"], b["y_lengths"])
 
-    def greedy_error(net: nn.Module) -> dict[str, float]:
-        from voxa.asr.ctc import ctc_greedy
-        from voxa.metrics.asr import wer
+    def metrics(net: nn.Module, ids: list[str]) -> dict[str, float]:
+        return token_error_rate(targets, lambda k: ctc_greedy(net.log_probs(feats[k])), ids)
 
-        refs, hyps = [], []
-        for i in valid[:200]:
-            k = ids[i]
-            refs.append([str(t) for t in targets[k]])
-            hyps.append([str(t) for t in ctc_greedy(net.log_probs(feats[k]))])
-        return {"token_error_rate": wer(refs, hyps).wer}
-
-    t0 = time.perf_counter()
-    summary = fit_sequence_model(model, loss, dataset(fit), dataset(valid), cfg.trainer, exp,
-                                 specaugment=cfg.specaugment, valid_metrics=greedy_error if valid else None)
-    model.training_summary = {"epochs": summary["epochs"], "steps": summary["steps"],
-                              "best_valid_loss": summary["best_valid"],
-                              "seconds": round(time.perf_counter() - t0, 1),
-                              "parameters": sum(p.numel() for p in model.parameters()),
-                              "utterances": len(ids)}
-    return model
+    return train_on_utterances(model, loss, feats, targets, cfg.trainer, exp, cfg.valid_fraction,
+                               cfg.specaugment, metrics=metrics)
 
 
 __all__ = ["CtcConfig", "CtcModel", "CtcTrainConfig", "ctc_batch_loss", "train_ctc"]

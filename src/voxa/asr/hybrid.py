@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +30,7 @@ import torch.nn.functional as F
 
 from voxa.errors import ConfigError, VoxaError
 from voxa.nn.saving import SavedModule
+from voxa.nn.sequence import InputNormalisation
 from voxa.nn.specaugment import SpecAugment
 from voxa.nn.trainer import TrainerConfig
 from voxa.utils.serialization import register
@@ -76,7 +76,7 @@ class HybridConfig:
 
 
 @register("voxa.asr.HybridModel")
-class HybridModel(SavedModule):
+class HybridModel(InputNormalisation, SavedModule):
     """Frame posteriors over HMM states, with the feature normalisation and state priors it was
     trained with (buffers, saved with the weights).
 
@@ -91,8 +91,7 @@ class HybridModel(SavedModule):
         from voxa.nn.layers import LSTMEncoder
 
         self.cfg = c = cfg or HybridConfig()
-        self.register_buffer("feat_mean", torch.zeros(c.input_dim))
-        self.register_buffer("feat_std", torch.ones(c.input_dim))
+        self._init_normalisation(c.input_dim)
         self.register_buffer("log_prior", torch.full((c.num_pdfs,), -float(torch.log(torch.tensor(
             float(c.num_pdfs))))))
         if c.arch == "dnn":
@@ -105,11 +104,6 @@ class HybridModel(SavedModule):
             out = self.body.out_dim
         self.out = nn.Linear(out, c.num_pdfs)
 
-    def set_normalisation(self, mean: torch.Tensor, std: torch.Tensor) -> None:
-        """Global feature mean and standard deviation ``[D]`` (from the training frames)."""
-        self.feat_mean.copy_(mean.to(self.feat_mean))
-        self.feat_std.copy_(std.clamp_min(1e-5).to(self.feat_std))
-
     def set_prior(self, counts: torch.Tensor) -> None:
         """State priors from aligned-frame counts ``[num_pdfs]``."""
         p = counts.double().clamp_min(0) / counts.double().sum().clamp_min(1.0)
@@ -118,7 +112,7 @@ class HybridModel(SavedModule):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         from voxa.nn.models import splice
 
-        x = (x - self.feat_mean) / self.feat_std
+        x = self.normalise(x)
         if self.cfg.arch == "dnn":
             h = self.body(splice(x, lengths, self.cfg.context))
         else:
@@ -189,47 +183,31 @@ def train_hybrid(feats: Mapping[str, torch.Tensor], targets: Mapping[str, torch.
     Returns:
         The best-validation model (eval mode), priors and normalisation set, with ``training_summary``.
     """
-    from voxa.nn.sequence import IGNORE, SequenceDataset, fit_sequence_model, split_valid
+    from voxa.nn.sequence import IGNORE, train_on_utterances
 
-    ids = sorted(k for k in targets if k in feats)
-    if not ids:
+    targets = {k: v for k, v in targets.items() if k in feats}
+    if not targets:
         raise VoxaError("no aligned training utterance for the hybrid model")
-    x_all = torch.cat([feats[k] for k in ids]).double()
-    counts = torch.bincount(torch.cat([targets[k] for k in ids]), minlength=num_pdfs)
-    model_cfg = HybridConfig(**{**cfg.model, "input_dim": int(x_all.shape[1]), "num_pdfs": int(num_pdfs)})
+    dim = int(next(iter(feats.values())).shape[1])
     torch.manual_seed(cfg.trainer.seed)
-    model = HybridModel(model_cfg)
-    model.set_normalisation(x_all.mean(0).float(), x_all.std(0).float())
-    model.set_prior(counts)
-    fit, valid = split_valid(len(ids), cfg.valid_fraction, cfg.trainer.seed)
-
-    def dataset(idx: Sequence[int], chunk: int | None) -> SequenceDataset:
-        return SequenceDataset([feats[ids[i]] for i in idx], [targets[ids[i]] for i in idx],
-                               frame_targets=True, chunk=chunk, seed=cfg.trainer.seed)
+    model = HybridModel(HybridConfig(**{**cfg.model, "input_dim": dim, "num_pdfs": int(num_pdfs)}))
+    model.set_prior(torch.bincount(torch.cat(list(targets.values())), minlength=num_pdfs))
 
     def loss(net: nn.Module, b: dict[str, torch.Tensor]) -> torch.Tensor:
         logits = net(b["x"], b["lengths"])
         return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), b["y"].reshape(-1),
                                ignore_index=IGNORE)
 
-    def frame_accuracy(net: nn.Module) -> dict[str, float]:
+    def frame_accuracy(net: nn.Module, ids: list[str]) -> dict[str, float]:
         hit = tot = 0
-        for i in valid[:200]:
-            k = ids[i]
+        for k in ids[:200]:
             pred = net.log_posteriors(feats[k]).argmax(1)
             hit += int((pred == targets[k]).sum())
             tot += len(pred)
         return {"frame_accuracy": hit / max(tot, 1)}
 
-    t0 = time.perf_counter()
-    summary = fit_sequence_model(model, loss, dataset(fit, cfg.chunk), dataset(valid, None), cfg.trainer, exp,
-                                 specaugment=cfg.specaugment, valid_metrics=frame_accuracy if valid else None)
-    model.training_summary = {"epochs": summary["epochs"], "steps": summary["steps"],
-                              "best_valid_loss": summary["best_valid"],
-                              "seconds": round(time.perf_counter() - t0, 1),
-                              "parameters": sum(p.numel() for p in model.parameters()),
-                              "frames": int(x_all.shape[0]), "utterances": len(ids)}
-    return model
+    return train_on_utterances(model, loss, feats, targets, cfg.trainer, exp, cfg.valid_fraction,
+                               cfg.specaugment, frame_targets=True, chunk=cfg.chunk, metrics=frame_accuracy)
 
 
 __all__ = ["ARCHS", "HybridConfig", "HybridModel", "HybridTrainConfig", "train_hybrid"]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,47 +65,29 @@ def train_las(feats: Mapping[str, torch.Tensor], targets: Mapping[str, Sequence[
         The best-validation :class:`voxa.nn.las.ListenAttendSpell` (eval mode) with ``training_summary``.
     """
     from voxa.nn.las import LASConfig, ListenAttendSpell, las_loss
-    from voxa.nn.sequence import SequenceDataset, fit_sequence_model, split_valid
+    from voxa.nn.sequence import token_error_rate, train_on_utterances
 
-    ids = sorted(k for k in targets if k in feats and len(targets[k]))
-    if not ids:
+    targets = {k: v for k, v in targets.items() if k in feats and len(v)}
+    if not targets:
         raise VoxaError("no training utterance with a transcript for the LAS model")
-    x_all = torch.cat([feats[k] for k in ids]).double()
-    model_cfg = LASConfig(**{**cfg.model, "input_dim": int(x_all.shape[1]), "vocab_size": len(vocab),
-                             "vocab": list(vocab)})
+    dim = int(next(iter(feats.values())).shape[1])
+    model_cfg = LASConfig(**{**cfg.model, "input_dim": dim, "vocab_size": len(vocab), "vocab": list(vocab)})
     torch.manual_seed(cfg.trainer.seed)
     model = ListenAttendSpell(model_cfg)
-    model.set_normalisation(x_all.mean(0).float(), x_all.std(0).float())
-    fit, valid = split_valid(len(ids), cfg.valid_fraction, cfg.trainer.seed)
-
-    def dataset(idx: Sequence[int]) -> SequenceDataset:
-        return SequenceDataset([feats[ids[i]] for i in idx], [torch.tensor(targets[ids[i]]) for i in idx],
-                               frame_targets=False, seed=cfg.trainer.seed)
 
     def loss(net: nn.Module, b: dict[str, torch.Tensor]) -> torch.Tensor:
         y = b["y"].clamp_min(0)
         logits = net(b["x"], b["lengths"], y, b["y_lengths"])
         return las_loss(logits, y, b["y_lengths"], model_cfg)
 
-    def greedy_error(net: nn.Module) -> dict[str, float]:
-        from voxa.metrics.asr import wer
+    def metrics(net: nn.Module, ids: list[str]) -> dict[str, float]:
+        def decode(k: str) -> list[int]:
+            return net.greedy(feats[k][None], torch.tensor([feats[k].shape[0]]))[0]
 
-        refs, hyps = [], []
-        for i in valid[:100]:
-            k = ids[i]
-            refs.append([str(t) for t in targets[k]])
-            hyps.append([str(t) for t in net.greedy(feats[k][None], torch.tensor([feats[k].shape[0]]))[0]])
-        return {"token_error_rate": wer(refs, hyps).wer}
+        return token_error_rate(targets, decode, ids, limit=100)
 
-    t0 = time.perf_counter()
-    summary = fit_sequence_model(model, loss, dataset(fit), dataset(valid), cfg.trainer, exp,
-                                 specaugment=cfg.specaugment, valid_metrics=greedy_error if valid else None)
-    model.training_summary = {"epochs": summary["epochs"], "steps": summary["steps"],
-                              "best_valid_loss": summary["best_valid"],
-                              "seconds": round(time.perf_counter() - t0, 1),
-                              "parameters": sum(p.numel() for p in model.parameters()),
-                              "utterances": len(ids)}
-    return model
+    return train_on_utterances(model, loss, feats, targets, cfg.trainer, exp, cfg.valid_fraction,
+                               cfg.specaugment, metrics=metrics)
 
 
 __all__ = ["LasTrainConfig", "train_las"]

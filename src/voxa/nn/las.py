@@ -52,6 +52,7 @@ import torch.nn.functional as F
 from voxa.errors import ConfigError, VoxaError
 from voxa.nn.layers import LSTMEncoder, lengths_to_mask
 from voxa.nn.saving import SavedModule
+from voxa.nn.sequence import InputNormalisation
 from voxa.utils.serialization import register
 
 __all__ = ["ATTENTIONS", "EOS_ID", "PAD_ID", "SOS_ID", "SPECIALS", "LASConfig", "LMScorer",
@@ -206,7 +207,7 @@ _Memory = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 
 @register("voxa.nn.ListenAttendSpell")
-class ListenAttendSpell(SavedModule):
+class ListenAttendSpell(InputNormalisation, SavedModule):
     """Listen, Attend and Spell: character sequences from frames, by attention.
 
     Decoding (:meth:`greedy`, :meth:`beam_search`) runs in whatever mode the model is in: call
@@ -237,8 +238,7 @@ class ListenAttendSpell(SavedModule):
         super().__init__()
         self.cfg = c = cfg or LASConfig()
         H, S = c.listener_hidden, c.speller_hidden
-        self.register_buffer("feat_mean", torch.zeros(c.input_dim))
-        self.register_buffer("feat_std", torch.ones(c.input_dim))
+        self._init_normalisation(c.input_dim)
         self.first = LSTMEncoder(c.input_dim, H, layers=1, bidirectional=True)
         self.pyramid = nn.ModuleList(LSTMEncoder(4 * H, H, layers=1, bidirectional=True)
                                      for _ in range(c.listener_layers))
@@ -253,12 +253,6 @@ class ListenAttendSpell(SavedModule):
         banned = torch.zeros(c.vocab_size, dtype=torch.bool)
         banned[[c.pad_id, c.sos_id]] = True
         self.register_buffer("banned", banned, persistent=False)
-
-    def set_normalisation(self, mean: torch.Tensor, std: torch.Tensor) -> None:
-        """Global feature mean and standard deviation ``[input_dim]`` (from the training frames), applied
-        to every input; saved with the model."""
-        self.feat_mean.copy_(torch.as_tensor(mean).to(self.feat_mean))
-        self.feat_std.copy_(torch.as_tensor(std).clamp_min(1e-5).to(self.feat_std))
 
     # ------------------------------------------------------------------------------------- listener
     @property
@@ -288,7 +282,7 @@ class ListenAttendSpell(SavedModule):
         if n.numel() != x.shape[0] or bool((n < 1).any()) or bool((n > x.shape[1]).any()):
             raise VoxaError(f"lengths must give 1..{x.shape[1]} frames for each of the {x.shape[0]} "
                             f"utterances, got {n.tolist()}")
-        h, n = self.first((x - self.feat_mean) / self.feat_std, n)
+        h, n = self.first(self.normalise(x), n)
         for layer in self.pyramid:
             h = self.drop(h)
             if h.shape[1] % 2:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +92,24 @@ def collate_sequences(batch: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> dic
     return {"x": x, "lengths": lengths, "y": y, "y_lengths": y_lengths}
 
 
+class InputNormalisation:
+    """Mixin of the sequence models: a global feature mean and standard deviation (buffers ``feat_mean``
+    and ``feat_std``, saved with the weights), set from the training frames and applied to every input.
+    """
+
+    def _init_normalisation(self, dim: int) -> None:
+        self.register_buffer("feat_mean", torch.zeros(dim))
+        self.register_buffer("feat_std", torch.ones(dim))
+
+    def set_normalisation(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Global feature mean and standard deviation ``[D]`` (from the training frames)."""
+        self.feat_mean.copy_(torch.as_tensor(mean).to(self.feat_mean))
+        self.feat_std.copy_(torch.as_tensor(std).clamp_min(1e-5).to(self.feat_std))
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.feat_mean) / self.feat_std
+
+
 def split_valid(n: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:
     """Indices ``(fit, valid)``: a seeded ``fraction`` of ``n`` utterances held out (at least one when
     ``fraction > 0`` and ``n > 1``)."""
@@ -159,4 +177,64 @@ def fit_sequence_model(model: nn.Module, loss: Callable[[nn.Module, dict[str, to
     return summary
 
 
-__all__ = ["IGNORE", "SequenceDataset", "collate_sequences", "fit_sequence_model", "split_valid"]
+def train_on_utterances(model: nn.Module, loss: Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor],
+                        feats: Mapping[str, torch.Tensor], targets: Mapping[str, Any], cfg: TrainerConfig,
+                        exp: str | os.PathLike, valid_fraction: float = 0.1,
+                        specaugment: SpecAugment | None = None, frame_targets: bool = False,
+                        chunk: int | None = None,
+                        metrics: Callable[[nn.Module, list[str]], dict[str, float]] | None = None
+                        ) -> nn.Module:
+    """Hold out ``valid_fraction`` of the utterances, train ``model`` on the rest with
+    :func:`fit_sequence_model` (normalisation set from every training frame), and record
+    ``model.training_summary`` (epochs, steps, best validation loss, seconds, parameters, utterances).
+
+    Args:
+        model: a network with :class:`InputNormalisation`.
+        loss: as for :func:`fit_sequence_model`.
+        feats: ``{utt: [T, D]}``.
+        targets: ``{utt: frame labels [T] or token ids}``; the utterances trained on are those in both.
+        cfg, exp, specaugment: as for :func:`fit_sequence_model`.
+        valid_fraction: share held out for validation and best-model selection.
+        frame_targets, chunk: as for :class:`SequenceDataset`.
+        metrics: extra validation figures ``(model, held-out ids) -> {name: value}``.
+    """
+    import time
+
+    ids = sorted(k for k in targets if k in feats and len(targets[k]))
+    if not ids:
+        raise VoxaError("no training utterance with targets")
+    x_all = torch.cat([feats[k] for k in ids]).double()
+    if hasattr(model, "set_normalisation"):
+        model.set_normalisation(x_all.mean(0).float(), x_all.std(0).float())
+    fit, valid = split_valid(len(ids), valid_fraction, cfg.seed)
+
+    def dataset(idx: Sequence[int], crop: int | None) -> SequenceDataset:
+        return SequenceDataset([feats[ids[i]] for i in idx], [torch.as_tensor(targets[ids[i]]) for i in idx],
+                               frame_targets=frame_targets, chunk=crop, seed=cfg.seed)
+
+    held_out = [ids[i] for i in valid]
+    extra = (lambda net: metrics(net, held_out)) if metrics is not None and held_out else None
+    t0 = time.perf_counter()
+    summary = fit_sequence_model(model, loss, dataset(fit, chunk), dataset(valid, None), cfg, exp,
+                                 specaugment=specaugment, valid_metrics=extra)
+    model.training_summary = {"epochs": summary["epochs"], "steps": summary["steps"],
+                              "best_valid_loss": summary["best_valid"],
+                              "seconds": round(time.perf_counter() - t0, 1),
+                              "parameters": sum(p.numel() for p in model.parameters()),
+                              "utterances": len(ids), "frames": int(x_all.shape[0])}
+    return model
+
+
+def token_error_rate(targets: Mapping[str, Sequence[int]], decode: Callable[[str], Sequence[int]],
+                     ids: Sequence[str], limit: int = 200) -> dict[str, float]:
+    """``{"token_error_rate": ...}`` of ``decode(utt)`` against ``targets`` on up to ``limit`` of ``ids``."""
+    from voxa.metrics.asr import wer
+
+    ids = list(ids)[:limit]
+    refs = [[str(t) for t in targets[k]] for k in ids]
+    hyps = [[str(t) for t in decode(k)] for k in ids]
+    return {"token_error_rate": wer(refs, hyps).wer}
+
+
+__all__ = ["IGNORE", "InputNormalisation", "SequenceDataset", "collate_sequences", "fit_sequence_model",
+           "split_valid", "token_error_rate", "train_on_utterances"]
