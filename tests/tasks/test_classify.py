@@ -149,7 +149,7 @@ def test_a_neural_system_scores_beside_the_statistical_ones(tmp_path):
     train, y_train = _utts(12, seed=0)
     test, y_test = _utts(4, seed=1)
     cfg = ClassifierConfig.from_dict({"neural": {"model": {"hidden": 32, "emb_dim": 16, "stats_dim": 64},
-                                                 "trainer": {"epochs": 6, "batch_size": 8, "lr": 3e-3,
+                                                 "trainer": {"epochs": 12, "batch_size": 8, "lr": 3e-3,
                                                              "progress": False},
                                                  "crop": None, "valid_fraction": 0.0}})
     fe = FrontEnd(cfg, tmp_path)  # no UBM: a neural system needs none
