@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -169,11 +168,7 @@ def fit_sequence_model(model: nn.Module, loss: Callable[[nn.Module, dict[str, to
     trainer = Trainer(model, train, collate_sequences, train_loss, valid_fn, exp, cfg)
     trainer.resume()
     summary = trainer.fit()
-    best = Path(exp) / "best.pt"
-    if best.exists():
-        st = torch.load(best, map_location=trainer.device, weights_only=True)
-        model.load_state_dict(st["model"])
-    model.eval()
+    trainer.load_best()
     return summary
 
 

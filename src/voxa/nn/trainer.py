@@ -325,6 +325,14 @@ class Trainer:
         return {"epochs": self.epoch, "steps": self.global_step, "best_valid": self.best,
                 "seconds": self.seconds, "history": self.history}
 
+    def load_best(self) -> nn.Module:
+        """Put the best-validation weights (``best.pt``, when one was saved) into the model; eval mode."""
+        best = self.exp / "best.pt"
+        if best.exists():
+            st = torch.load(best, map_location=self.device, weights_only=True)
+            self.model.load_state_dict(st["model"])
+        return self.model.eval()
+
     def _agree(self, flag: bool) -> bool:
         """``flag`` on any rank (a stop every rank takes at the same step, so none waits in a
         gradient all-reduce the others have left)."""

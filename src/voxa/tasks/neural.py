@@ -335,11 +335,7 @@ def train_classifier(feats: Mapping[str, torch.Tensor], train_ids: Sequence[str]
     trainer = Trainer(model, train_set, collate_padded, loss_fn, valid_fn, exp, tc, state_dir=state_dir)
     trainer.resume()
     summary = trainer.fit()
-    best = Path(exp) / "best.pt"
-    if best.exists():
-        st = torch.load(best, map_location=trainer.device, weights_only=True)
-        model.load_state_dict(st["model"])
-    model.eval()
+    trainer.load_best()
     model.class_names = names
     model.training_summary = {
         "epochs": summary["epochs"], "steps": summary["steps"], "best_valid_loss": summary["best_valid"],
