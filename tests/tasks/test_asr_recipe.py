@@ -52,3 +52,24 @@ def test_yesno_recipe_with_ctc_and_las_reports_every_decoding_and_plots(tmp_path
         assert sysres["training"]["utterances"] == 2 * sysres["train_utterances"]  # clean + one copy
         assert all(Path(p).is_file() for p in sysres["plots"])
         assert (tmp_path / "exp" / f"{name}.safetensors").is_file()
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+def test_leave_one_speaker_out_sums_every_decoding_over_the_folds(tmp_path) -> None:
+    from dataclasses import replace
+
+    from voxa.data.corpora.yesno import prepare_yesno
+    from voxa.data.synthetic_speech import make_yesno_corpus
+    from voxa.tasks.asr import AsrConfig, run_asr
+
+    recs = prepare_yesno(make_yesno_corpus(tmp_path / "c", n_files=12, voices=("en", "en+f3", "en+m3")))
+    recs = [replace(r, speaker=f"s{i % 2}") for i, r in enumerate(recs)]
+    cfg = AsrConfig.from_dict({"lexicon": {"type": "words"}, "systems": ["mono", "ctc"],
+                               "mono": {"num_iters": 5, "max_gaussians": 30, "mixup_iters": 4},
+                               "ctc": {"units": "words", "model": {"hidden": 8, "layers": 1},
+                                       "trainer": {"epochs": 1, "progress": False}}})
+    res = run_asr({"train": recs}, cfg, tmp_path / "exp", folds="speaker")
+    loso = res["systems"]["ctc"]["leave_one_speaker_out"]
+    assert set(loso) == {"greedy", "loop"}
+    folds = res["systems"]["ctc"]["folds"]
+    assert loso["greedy"]["ref_words"] == sum(f["greedy"]["ref_words"] for f in folds.values()) == 12 * 8

@@ -544,7 +544,9 @@ def run_asr(sets: dict[str, Sequence[Record]], cfg: AsrConfig, exp: str | Path,
                 per_fold[name][spk] = {**res, "train_seconds": round(system.seconds, 1)}
         for name in by_sys:
             total = {}
-            for g in map(str, cfg.grammars):
+            # every decoding the folds share (an end-to-end system also decodes greedily)
+            decodings = [g for g, v in per_fold[name][speakers[0]].items() if isinstance(v, dict)]
+            for g in decodings:
                 agg = {k: sum(per_fold[name][s][g][k] for s in speakers) for k in _COUNTS}
                 agg["wer"] = round(100.0 * agg["errors"] / max(agg["ref_words"], 1), 2)
                 total[g] = agg
