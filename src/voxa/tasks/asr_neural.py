@@ -31,11 +31,14 @@ E2E_SYSTEMS = ("ctc", "las")
 
 # ------------------------------------------------------------------------------------------ hybrid
 def hybrid_targets(source: Any, mono: Any, feats: Mapping[str, torch.Tensor], sil_prob: float,
-                   texts: Mapping[str, list[str]] | None = None) -> dict[str, torch.Tensor]:
+                   texts: Mapping[str, list[str]] | None = None, log_likes: Any = None
+                   ) -> dict[str, torch.Tensor]:
     """``{utt: [T] pdf ids}``: forced alignments of the training transcripts under ``source`` (a mono or
     tri :class:`voxa.tasks.asr.AsrSystem`; a triphone system is aligned through the phone sequence the
     monophone alignment chose, as Kaldi's ``align_si.sh`` would through its own graph). ``texts``
-    (default: the monophone system's training transcripts) may add perturbed copies."""
+    (default: the monophone system's training transcripts) may add perturbed copies; ``log_likes``
+    (a hybrid network's scaled likelihoods) realigns with the network instead of the GMMs: the phone
+    sequences stay the GMM alignment's, only the state boundaries move."""
     from voxa.asr.align import build_chain
     from voxa.asr.training import align_utterances, best_pron
     from voxa.asr.triphone import fixed_chain, instances
@@ -45,29 +48,12 @@ def hybrid_targets(source: Any, mono: Any, feats: Mapping[str, torch.Tensor], si
               for k, v in texts.items() if k in feats}
     ali = align_utterances(mono.am, feats, chains)
     if source.am.tree is None:
-        return {k: a.pdfs for k, a in ali.items()}
-    fixed = {k: fixed_chain(source.am, instances(a, chains[k])[0]) for k, a in ali.items()}
-    return {k: a.pdfs for k, a in align_utterances(source.am, feats, fixed).items()}
-
-
-def realign_hybrid(system: Any, mono: Any, feats: Mapping[str, torch.Tensor], sil_prob: float,
-                   texts: Mapping[str, list[str]] | None = None) -> dict[str, torch.Tensor]:
-    """Frame targets re-derived with the hybrid network's scaled likelihoods (same phone sequences as
-    the GMM alignment; only the state boundaries move)."""
-    from voxa.asr.align import build_chain
-    from voxa.asr.training import align_utterances, best_pron
-    from voxa.asr.triphone import fixed_chain, instances
-
-    texts = mono.train_texts if texts is None else texts
-    chains = {k: build_chain(mono.am, [best_pron(mono.lexicon, w) for w in v], sil_prob)
-              for k, v in texts.items() if k in feats}
-    ali = align_utterances(mono.am, feats, chains)
-    if system.am.tree is None:
+        if log_likes is None:
+            return {k: a.pdfs for k, a in ali.items()}
         fixed = chains
     else:
-        fixed = {k: fixed_chain(system.am, instances(a, chains[k])[0]) for k, a in ali.items()}
-    out = align_utterances(system.am, feats, fixed, log_likes=system.scorer.pseudo_log_likelihoods)
-    return {k: a.pdfs for k, a in out.items()}
+        fixed = {k: fixed_chain(source.am, instances(a, chains[k])[0]) for k, a in ali.items()}
+    return {k: a.pdfs for k, a in align_utterances(source.am, feats, fixed, log_likes=log_likes).items()}
 
 
 def train_dnn_hmm(systems: Mapping[str, Any], feats: Mapping[str, torch.Tensor], cfg: Any, exp: Path,
@@ -88,7 +74,8 @@ def train_dnn_hmm(systems: Mapping[str, Any], feats: Mapping[str, torch.Tensor],
     system = AsrSystem(src.am, src.lexicon, src.train_texts, 0.0, scorer=model,
                        acoustic_scale=hc.acoustic_scale)
     for k in range(hc.realign):
-        targets = realign_hybrid(system, mono, feats, cfg.sil_prob, texts)
+        targets = hybrid_targets(src, mono, feats, cfg.sil_prob, texts,
+                                 log_likes=model.pseudo_log_likelihoods)
         model = train_hybrid(feats, targets, src.am.num_pdfs, hc, exp / f"pass{k + 1}")
         system.scorer = model
     # the hybrid's training time includes the GMM-HMM system whose alignments it learns from
@@ -181,64 +168,58 @@ def decode_e2e(system: E2eSystem, feats: Mapping[str, torch.Tensor], ids: Sequen
     an LM), ``isolated`` (the best beam hypothesis that is one lexicon word: isolated-word recognition)
     or an n-gram order."""
     lm = _lm(system, int(grammar), cfg, exp) if isinstance(grammar, int) else None
+    search = _searcher(system, grammar, lm, cfg)
+    words = set(system.lexicon.words)
     hyps, t_net, t_search, frames = {}, 0.0, 0.0, 0
     for k in tqdm(ids, desc=f"decode {system.kind} ({grammar})", unit="utt", leave=False):
         t0 = time.perf_counter()
-        if system.kind == "ctc":
-            logp = system.model.log_probs(feats[k])
-            t1 = time.perf_counter()
-            out = _ctc_search(system, logp, grammar, lm, cfg.ctc)
-        else:
-            t1 = t0
-            out = _las_search(system, feats[k], grammar, lm, cfg.las)
+        # CTC: the network runs once, then the search over its posteriors; LAS searches with the network
+        x = system.model.log_probs(feats[k]) if system.kind == "ctc" else feats[k]
+        t1 = time.perf_counter()
+        out = search(x)
         t2 = time.perf_counter()
         t_net, t_search = t_net + (t1 - t0), t_search + (t2 - t1)
-        hyps[k] = _pick(system, out, grammar)
+        hyps[k] = _pick(system.units, out, grammar, words)
         frames += feats[k].shape[0]
     audio = frames * FRAME_SHIFT
     return hyps, {"likelihood_seconds": round(t_net, 2), "search_seconds": round(t_search, 2),
                   "audio_seconds": round(audio, 1), "rtf": round((t_net + t_search) / max(audio, 1e-9), 4)}
 
 
-def _pick(system: E2eSystem, nbest: list[list[int]], grammar: Any) -> list[str]:
+def _pick(units: Units, nbest: list[list[int]], grammar: Any, words: set[str]) -> list[str]:
     """The words of the best hypothesis (for ``isolated``: the best that is one lexicon word)."""
     if grammar == "isolated":
-        vocab = set(system.lexicon.words)
         for ids in nbest:
-            words = system.units.decode(ids)
-            if len(words) == 1 and words[0] in vocab:
-                return words
-    return system.units.decode(nbest[0]) if nbest else []
+            hyp = units.decode(ids)
+            if len(hyp) == 1 and hyp[0] in words:
+                return hyp
+    return units.decode(nbest[0]) if nbest else []
 
 
-def _ctc_search(system: E2eSystem, logp: torch.Tensor, grammar: Any, lm: Any, c: Any) -> list[list[int]]:
-    from voxa.asr.ctc import ctc_greedy, ctc_prefix_beam_search
+def _searcher(system: E2eSystem, grammar: Any, lm: Any, cfg: Any) -> Any:
+    """``x -> n-best id lists`` for one decoding: CTC posteriors ``[T', V]`` or LAS features ``[T, D]``."""
+    model = system.model
+    if system.kind == "ctc":
+        from voxa.asr.ctc import ctc_greedy, ctc_prefix_beam_search
 
-    if grammar == "greedy":
-        return [ctc_greedy(logp)]
-    nbest = c.beam if grammar == "isolated" else 1
-    vocab = system.model.cfg.vocab
-    use_lex = (c.lexicon or grammar == "isolated") and system.units.kind == "chars"
-    lexicon = set(system.lexicon.words) if use_lex else None
-    space = system.units.separator if system.units.kind == "chars" else None
-    best = ctc_prefix_beam_search(logp, beam=c.beam, lm=lm, lm_weight=c.lm_weight if lm else 0.0,
-                                  word_bonus=c.word_bonus if lm else 0.0, space=space, tokens=vocab,
-                                  lexicon=lexicon, nbest=nbest)
-    return [list(ids) for ids, _ in best]
-
-
-def _las_search(system: E2eSystem, x: torch.Tensor, grammar: Any, lm: Any, c: Any) -> list[list[int]]:
+        c = cfg.ctc
+        if grammar == "greedy":
+            return lambda logp: [ctc_greedy(logp)]
+        chars = system.units.kind == "chars"
+        lexicon = set(system.lexicon.words) if chars and (c.lexicon or grammar == "isolated") else None
+        kw = {"beam": c.beam, "lm": lm, "lm_weight": c.lm_weight if lm else 0.0,
+              "word_bonus": c.word_bonus if lm else 0.0, "space": system.units.separator if chars else None,
+              "tokens": model.cfg.vocab, "lexicon": lexicon, "nbest": c.beam if grammar == "isolated" else 1}
+        return lambda logp: [list(ids) for ids, _ in ctc_prefix_beam_search(logp, **kw)]
     from voxa.nn.las import char_lm_scorer
 
-    model = system.model
+    c = cfg.las
     if grammar == "greedy":
-        return [list(model.greedy(x[None], torch.tensor([x.shape[0]]))[0])]
-    scorer = None
-    if lm is not None:
-        scorer = char_lm_scorer(lm, model.cfg.vocab if hasattr(model.cfg, "vocab") else None, model)
-    best = model.beam_search(x, beam=c.beam, length_norm=c.length_norm, lm=scorer,
-                             lm_weight=c.lm_weight if scorer else 0.0)
-    return [list(ids) for ids, _ in best]
+        return lambda x: [list(model.greedy(x[None], torch.tensor([x.shape[0]]))[0])]
+    # one scorer for the whole decoding, so its cache of LM histories serves every utterance
+    scorer = char_lm_scorer(lm, model.cfg.vocab, model) if lm is not None else None
+    return lambda x: [list(ids) for ids, _ in model.beam_search(
+        x, beam=c.beam, length_norm=c.length_norm, lm=scorer, lm_weight=c.lm_weight if scorer else 0.0)]
 
 
 def e2e_alignment_plots(system: E2eSystem, feats: Mapping[str, torch.Tensor], utt: str, words: list[str],
