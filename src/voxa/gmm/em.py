@@ -180,7 +180,11 @@ class StatsAccumulator:
         L = torch.mm(phi_x, self._w2, out=self._buf[:n])
         # In-place logsumexp: avoids allocating more [n, K] temporaries than the GEMM output.
         m = L.amax(dim=1, keepdim=True)
-        L.sub_(m).exp2_()
+        # Terms more than 2^100 below the frame's best are set to exactly 0: left alone, float32's
+        # exp2 turns them into subnormals, whose arithmetic (here and in the statistics GEMM) was
+        # measured to make an EM iteration on real MFCCs 4x slower (0.55 s against 0.13 s, K = 256).
+        torch.nn.functional.threshold_(L.sub_(m), -100.0, -math.inf)
+        L.exp2_()
         s = L.sum(dim=1, keepdim=True)
         ll = (m + torch.log2(s))[:, 0].mul_(LN2)
         self.loglik += ll.sum(dtype=torch.float64)
