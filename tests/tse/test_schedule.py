@@ -12,7 +12,15 @@ import torch
 
 from voxa.errors import ConfigError
 from voxa.tasks.tse import TsePreset, preset, train
-from voxa.tse.schedule import StageConfig, by_distance, handover, order_loss, pit_loss
+from voxa.tse.schedule import (
+    StageConfig,
+    by_distance,
+    handover,
+    order_loss,
+    pit_loss,
+    stage_loss,
+    two_outputs,
+)
 
 
 def _staged(**trainer) -> TsePreset:
@@ -53,6 +61,44 @@ def test_a_stage_hands_over_at_its_figure_or_its_budget():
 def test_an_unknown_stage_task_is_refused():
     with pytest.raises(ConfigError, match="stage task"):
         StageConfig(task="denoise")
+
+
+def test_aux_pit_is_refused_outside_a_query_stage_and_a_bad_stage_lr_too():
+    with pytest.raises(ConfigError, match="aux_pit"):
+        StageConfig(task="pit", aux_pit=1.0)
+    with pytest.raises(ConfigError, match="lr"):
+        StageConfig(task="query", lr=0.0)
+
+
+def test_aux_pit_adds_the_separation_loss_of_each_distinct_mixture_once():
+    from voxa.tse.models import BandSplitConfig, BandSplitModel
+
+    torch.manual_seed(0)
+    net = BandSplitModel(BandSplitConfig(dim=8, hidden=8, n_dq=1, n_ts=0, n_bands=6))
+    mix = torch.randn(2, 800).repeat_interleave(2, 0)  # two mixtures, each queried twice
+    src = torch.randn(2, 2, 800).repeat_interleave(2, 0)
+    batch = {"mix": mix, "query": torch.tensor([1.0, 2.0, 1.5, 3.0]), "target": src[:, 0],
+             "present": torch.ones(4, dtype=torch.bool), "sources": src}
+    plain = StageConfig(task="query", queries_per_mixture=2)
+    aux = StageConfig(task="query", queries_per_mixture=2, aux_pit=0.5)
+    with torch.no_grad():
+        expect = stage_loss(plain, net, batch) + 0.5 * pit_loss(two_outputs(net, mix[::2]), src[::2])
+        assert torch.allclose(stage_loss(aux, net, batch), expect)
+
+
+def test_stages_appended_to_a_finished_schedule_run_on_resume_with_their_learning_rate(bank, speech,
+                                                                                       tmp_path):
+    p = _staged()
+    first = train(p, bank.root, speech, tmp_path / "exp", state_dir=tmp_path / "state")
+    assert first["card"]["finished"] and first["steps"] == 12
+    more = replace(p, stages=[*p.stages, StageConfig(task="query", name="query-aux", max_steps=4,
+                                                     queries_per_mixture=2, presence=1.0, aux_pit=1.0,
+                                                     lr=1e-4)])
+    res = train(more, bank.root, speech, tmp_path / "exp", state_dir=tmp_path / "state")
+    assert res["steps"] == 16 and res["card"]["finished"]
+    assert [h["name"] for h in res["card"]["handovers"]][-1] == "query-aux"
+    st = torch.load(tmp_path / "state" / "checkpoint.pt", weights_only=True)
+    assert st["opt"]["param_groups"][0]["lr"] == pytest.approx(1e-4)
 
 
 def test_a_staged_run_hands_over_and_records_it(bank, speech, tmp_path, png_plot):

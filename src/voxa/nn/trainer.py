@@ -215,10 +215,14 @@ class Trainer:
         """End :meth:`fit` before the next epoch (e.g. a schedule's last stage is done)."""
         self._stop = True
 
-    def new_stage(self) -> None:
+    def new_stage(self, lr: float | None = None) -> None:
         """Start a new curriculum stage: validation losses from here on are not comparable with the ones
-        before (another task), so forget the best loss and the plateau count; the learning rate stays."""
+        before (another task), so forget the best loss and the plateau count; the learning rate stays
+        unless ``lr`` is given."""
         self.best = math.inf
+        if lr is not None:
+            for group in self.opt.param_groups:
+                group["lr"] = lr
         self.sched = self._scheduler()  # a fresh plateau record; it reads the current rate from opt
 
     # ---- training ----------------------------------------------------------------------------

@@ -378,16 +378,19 @@ def _train_staged(p: TsePreset, preset_name: Any, bank: str | os.PathLike, speec
         return {**out, "stage": trainer.extra.get("stage", 0)}
 
     def on_epoch(epoch, trainer):
-        before = trainer.extra.get("stage", 0)
+        # the stage whose fresh start (best loss, plateau record, learning rate) has been made; a run
+        # whose schedule ended and that is resumed with stages appended begins the first new one here
+        begun = trainer.extra.get("stage_begun", trainer.extra.get("stage", 0))
         if handover(p.stages, trainer.extra, trainer.history, trainer.global_step, epoch):
             trainer.request_stop()
             return
         i = trainer.extra["stage"]
-        if i != before:
+        if i != begun:
             h = trainer.extra["handovers"][-1]
             log.info("stage %s hands over to %s at step %d: %s", h["name"], p.stages[i].name, h["at_step"],
                      h["reason"])
-            trainer.new_stage()
+            trainer.new_stage(p.stages[i].lr)
+        trainer.extra["stage_begun"] = i
         st = p.stages[i]
         train_set.cfg.presence = st.presence if st.task == "query" else 1.0
         train_set.cfg.queries_per_mixture = st.queries_per_mixture if st.task == "query" else 1
