@@ -120,3 +120,25 @@ def test_fit_and_compute_features_use_it(monkeypatch, tmp_path):
     compute_features([Record(id="a", path=str(tmp_path / "a.wav"))], cfg, tmp_path / "f",
                      progress=False)
     assert seen == [None, None]
+
+
+def test_gmm_scoring_and_map_run_on_the_free_cores(monkeypatch):
+    from voxa.gmm import GaussianMixture, llr_many
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    monkeypatch.delenv("VOXA_NUM_THREADS", raising=False)
+    monkeypatch.setattr(th, "_STARTUP_THREADS", torch.get_num_threads())
+    monkeypatch.setattr(th, "free_cores", lambda interval=0.1: 1)
+    seen = []
+    real_mm = torch.Tensor.__matmul__
+
+    def spy(a, b):
+        seen.append(torch.get_num_threads())
+        return real_mm(a, b)
+
+    ubm = GaussianMixture(2, max_iter=1, random_state=0).fit(torch.randn(200, 2))
+    spk = ubm.map_adapt(torch.randn(50, 2))
+    monkeypatch.setattr(torch.Tensor, "__matmul__", spy)
+    llr_many([spk], ubm, torch.randn(30, 2))
+    assert seen and set(seen) == {1}
