@@ -95,9 +95,9 @@ class HybridModel(InputNormalisation, SavedModule):
         self.register_buffer("log_prior", torch.full((c.num_pdfs,), -float(torch.log(torch.tensor(
             float(c.num_pdfs))))))
         if c.arch == "dnn":
-            from voxa.nn.models import _frame_mlp
+            from voxa.nn.models import frame_mlp
 
-            self.body = _frame_mlp((2 * c.context + 1) * c.input_dim, c.hidden, c.layers, c.dropout)
+            self.body = frame_mlp((2 * c.context + 1) * c.input_dim, c.hidden, c.layers, c.dropout)
             out = c.hidden
         else:
             self.body = LSTMEncoder(c.input_dim, c.hidden, c.layers, bidirectional=True, dropout=c.dropout)

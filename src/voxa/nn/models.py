@@ -41,7 +41,7 @@ from voxa.utils.serialization import register
 
 __all__ = ["MODEL_NAMES", "MODELS", "CNNClassifier", "CNNConfig", "DNNAttention", "DNNAttentionConfig",
            "FrameDNN", "FrameDNNConfig", "LSTMClassifier", "LSTMConfig", "ResTDNN", "ResTDNNConfig",
-           "UtteranceClassifier", "XVector", "XVectorConfig", "build_model", "splice"]
+           "UtteranceClassifier", "XVector", "XVectorConfig", "build_model", "frame_mlp", "splice"]
 
 
 def _choice(what: str, value: str, options: Any) -> None:
@@ -73,8 +73,15 @@ def splice(x: torch.Tensor, lengths: torch.Tensor, k: int) -> torch.Tensor:
     return win.transpose(2, 3).reshape(b, t, (2 * k + 1) * d)
 
 
-def _frame_mlp(in_dim: int, hidden: int, layers: int, dropout: float) -> nn.Sequential:
-    """Per-frame hidden layers (affine, ReLU, layer norm): nothing mixes frames, so padding is inert."""
+def frame_mlp(in_dim: int, hidden: int, layers: int, dropout: float) -> nn.Sequential:
+    """Per-frame hidden layers (affine, ReLU, layer norm): ``[..., in_dim] -> [..., hidden]``. Nothing
+    mixes frames, so padding is inert; the frame classifiers here and the DNN-HMM hybrid share it.
+
+    Example:
+        >>> import torch
+        >>> frame_mlp(39, 64, 2, 0.0)(torch.randn(4, 100, 39)).shape
+        torch.Size([4, 100, 64])
+    """
     mods: list[nn.Module] = []
     for i in range(layers):
         mods += [nn.Linear(in_dim if i == 0 else hidden, hidden), nn.ReLU(), nn.LayerNorm(hidden)]
@@ -166,7 +173,7 @@ class FrameDNN(UtteranceClassifier):
     def __init__(self, cfg: FrameDNNConfig | None = None) -> None:
         super().__init__()
         self.cfg = c = cfg or FrameDNNConfig()
-        self.mlp = _frame_mlp((2 * c.context + 1) * c.input_dim, c.hidden, c.layers, c.dropout)
+        self.mlp = frame_mlp((2 * c.context + 1) * c.input_dim, c.hidden, c.layers, c.dropout)
         self.out = nn.Linear(c.hidden, c.num_classes)
 
     def encode(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -229,7 +236,7 @@ class DNNAttention(UtteranceClassifier):
     def __init__(self, cfg: DNNAttentionConfig | None = None) -> None:
         super().__init__()
         self.cfg = c = cfg or DNNAttentionConfig()
-        self.mlp = _frame_mlp((2 * c.context + 1) * c.input_dim, c.hidden, c.layers, c.dropout)
+        self.mlp = frame_mlp((2 * c.context + 1) * c.input_dim, c.hidden, c.layers, c.dropout)
         self.pool = build_pooling("sap", c.hidden, hidden=c.att_hidden)
         self.embedding = nn.Linear(c.hidden, c.emb_dim)
         self.post = _post(c)
