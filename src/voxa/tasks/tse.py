@@ -440,7 +440,10 @@ def plot_learning_curve(history: list[dict[str, Any]], path: str | os.PathLike,
         for i, (a, b) in sorted(bounds.items()):
             if i % 2:
                 ax.axvspan(a, b, color="0.92", zorder=0)
-            ax.text(a, ax.get_ylim()[1], f" {stages[min(i, len(stages) - 1)].name}", va="top", fontsize=8)
+            # alternate heights: short stages sit close together and their names would overlap
+            lo, hi = ax.get_ylim()
+            ax.text(a, hi - (0.06 * (hi - lo) if i % 2 else 0.0), f" {stages[min(i, len(stages) - 1)].name}",
+                    va="top", fontsize=8)
     ax.set_xlabel("training steps")
     ax.set_ylabel("dB (validation)")
     ax.grid(alpha=0.3)
