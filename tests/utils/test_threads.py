@@ -142,3 +142,12 @@ def test_gmm_scoring_and_map_run_on_the_free_cores(monkeypatch):
     monkeypatch.setattr(torch.Tensor, "__matmul__", spy)
     llr_many([spk], ubm, torch.randn(30, 2))
     assert seen and set(seen) == {1}
+
+
+def test_a_nested_block_keeps_the_outer_choice_without_sampling_again(monkeypatch):
+    calls = []
+    monkeypatch.setattr(th, "auto_threads", lambda: calls.append(1) or 1)
+    with th.numeric_threads() as outer:
+        with th.numeric_threads() as inner:
+            assert inner == outer == 1
+    assert len(calls) == 1

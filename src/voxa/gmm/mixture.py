@@ -41,7 +41,7 @@ from voxa.gmm.em import (
     phi_dim,
 )
 from voxa.utils.serialization import register
-from voxa.utils.threads import numeric_call, numeric_threads
+from voxa.utils.threads import numeric_threads
 
 log = logging.getLogger(__name__)
 
@@ -545,7 +545,7 @@ class GaussianMixture:
     def _out(self, t: torch.Tensor, as_numpy: bool) -> ArrayLike:
         return t.detach().cpu().numpy().astype(np.float64) if as_numpy else t
 
-    @numeric_call
+    @numeric_threads()
     def score_samples(self, X: FrameSource) -> ArrayLike:
         """Per-frame log-likelihood ``log p(x)``.
 
@@ -577,7 +577,7 @@ class GaussianMixture:
             return float(s.mean().item()) if s.numel() else float("nan")
         return float(s.sum().item())
 
-    @numeric_call
+    @numeric_threads()
     def predict_proba(self, X: FrameSource) -> ArrayLike:
         """Posterior component probabilities ``[n, K]`` (rows sum to 1)."""
         src, as_np = self._score_source(X)
@@ -614,7 +614,7 @@ class GaussianMixture:
         return float(-2.0 * s.sum().item() + 2 * self.n_parameters())
 
     # ------------------------------------------------------------------ MAP
-    @numeric_call
+    @numeric_threads()
     def map_adapt(self, frames: FrameSource, relevance_factor: float = 16.0,
                   adapt: str | Iterable[str] = ("means",)) -> GaussianMixture:
         """MAP-adapt this model (the UBM) to ``frames`` (Reynolds, Quatieri & Dunn, 2000).

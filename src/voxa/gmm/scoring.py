@@ -28,7 +28,7 @@ import torch
 
 from voxa.errors import VoxaError
 from voxa.gmm.em import natural_params, phi
-from voxa.utils.threads import numeric_call
+from voxa.utils.threads import numeric_threads
 
 if TYPE_CHECKING:
     from voxa.gmm.mixture import ArrayLike, GaussianMixture
@@ -60,7 +60,7 @@ def _params(model: GaussianMixture, shift: torch.Tensor) -> torch.Tensor:
                           model.covariance_type, shift)
 
 
-@numeric_call
+@numeric_threads()
 def llr(speaker: GaussianMixture, ubm: GaussianMixture, X: ArrayLike,
         top_c: int | None = None) -> float:
     """Average per-frame log-likelihood ratio of ``X`` between a speaker model and the UBM.
@@ -98,7 +98,7 @@ def llr(speaker: GaussianMixture, ubm: GaussianMixture, X: ArrayLike,
     return float((total / x.shape[0]).item())
 
 
-@numeric_call
+@numeric_threads()
 def llr_many(speakers: Sequence[GaussianMixture], ubm: GaussianMixture, X: ArrayLike,
              top_c: int | None = None) -> np.ndarray:
     """Score one utterance against many speaker models at once.

@@ -20,13 +20,11 @@ Example:
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
 
 import torch
 
@@ -37,7 +35,7 @@ _ENV_VARS = ("VOXA_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 _SAMPLE_S = 0.05  # 5 clock ticks per busy core at USER_HZ = 100: enough to tell busy from idle
 _CACHE_S = 5.0  # back-to-back calls (a fit per speaker, say) reuse one measurement
 _cache: tuple[float, int] | None = None
-T = TypeVar("T")
+_depth = 0  # numeric_threads blocks open in this process
 
 
 def usable_cores() -> int:
@@ -162,39 +160,26 @@ def auto_threads() -> int:
 def numeric_threads(n: int | None = None) -> Iterator[int]:
     """Run the block with ``n`` torch threads (default :func:`auto_threads`), then restore.
 
+    Also a decorator (``@numeric_threads()``) for public numeric entry points. Inside another such
+    block the default keeps the outer block's choice, so a per-utterance call in a scoring loop does
+    not sample the machine again.
+
     Yields:
         The thread count in force inside the block.
     """
+    global _depth
     before = torch.get_num_threads()
-    want = int(n) if n else auto_threads()
+    want = int(n) if n else before if _depth else auto_threads()
     if want != before:
         torch.set_num_threads(want)
+    _depth += 1
     try:
         yield want
     finally:
+        _depth -= 1
         if torch.get_num_threads() != before:
             torch.set_num_threads(before)
 
 
-def numeric_call(fn: Callable[..., T]) -> Callable[..., T]:
-    """Decorate a public numeric entry point so that each call runs inside :func:`numeric_threads`
-    (nested calls keep the outer call's choice, see :func:`user_threads`).
-
-    Example:
-        >>> @numeric_call
-        ... def threads_inside():
-        ...     return torch.get_num_threads()
-        >>> 1 <= threads_inside() <= usable_cores()
-        True
-    """
-
-    @functools.wraps(fn)
-    def run(*args: Any, **kwargs: Any) -> T:
-        with numeric_threads():
-            return fn(*args, **kwargs)
-
-    return run
-
-
-__all__ = ["auto_threads", "cpu_snapshot", "free_cores", "numeric_call", "numeric_threads", "others_busy",
+__all__ = ["auto_threads", "cpu_snapshot", "free_cores", "numeric_threads", "others_busy",
            "others_busy_between", "usable_cores", "user_threads"]
