@@ -83,6 +83,15 @@ def test_new_stage_forgets_the_best_loss_but_keeps_the_learning_rate(tmp_path):
     assert tr.best == float("inf") and tr.opt.param_groups[0]["lr"] == lr
 
 
+def test_new_stage_takes_its_own_plateau_patience_and_checkpoints_it(tmp_path):
+    tr = _trainer(tmp_path, lr_patience=0)
+    tr.fit()
+    tr.new_stage(patience=3)
+    assert tr.sched.patience == 3
+    st = torch.load(tr.save(), weights_only=True)
+    assert st["sched"]["patience"] == 3
+
+
 def test_resume_after_kill_is_exact(tmp_path):
     straight = _trainer(tmp_path / "a")
     straight.fit()

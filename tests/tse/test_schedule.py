@@ -70,6 +70,11 @@ def test_aux_pit_is_refused_outside_a_query_stage_and_a_bad_stage_lr_too():
         StageConfig(task="query", lr=0.0)
 
 
+def test_a_negative_stage_lr_patience_is_refused():
+    with pytest.raises(ConfigError, match="lr_patience"):
+        StageConfig(task="query", lr_patience=-1)
+
+
 def test_aux_pit_adds_the_separation_loss_of_each_distinct_mixture_once():
     from voxa.tse.models import BandSplitConfig, BandSplitModel
 
@@ -93,12 +98,13 @@ def test_stages_appended_to_a_finished_schedule_run_on_resume_with_their_learnin
     assert first["card"]["finished"] and first["steps"] == 12
     more = replace(p, stages=[*p.stages, StageConfig(task="query", name="query-aux", max_steps=4,
                                                      queries_per_mixture=2, presence=1.0, aux_pit=1.0,
-                                                     lr=1e-4)])
+                                                     lr=1e-4, lr_patience=7)])
     res = train(more, bank.root, speech, tmp_path / "exp", state_dir=tmp_path / "state")
     assert res["steps"] == 16 and res["card"]["finished"]
     assert [h["name"] for h in res["card"]["handovers"]][-1] == "query-aux"
     st = torch.load(tmp_path / "state" / "checkpoint.pt", weights_only=True)
     assert st["opt"]["param_groups"][0]["lr"] == pytest.approx(1e-4)
+    assert st["sched"]["patience"] == 7
 
 
 def test_a_staged_run_hands_over_and_records_it(bank, speech, tmp_path, png_plot):

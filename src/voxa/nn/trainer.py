@@ -143,9 +143,10 @@ class Trainer:
         self.history: list[dict[str, float]] = []
         self.seconds = 0.0
 
-    def _scheduler(self) -> torch.optim.lr_scheduler.ReduceLROnPlateau:
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(self.opt, factor=self.cfg.lr_factor,
-                                                          patience=self.cfg.lr_patience)
+    def _scheduler(self, patience: int | None = None) -> torch.optim.lr_scheduler.ReduceLROnPlateau:
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.opt, factor=self.cfg.lr_factor,
+            patience=self.cfg.lr_patience if patience is None else patience)
 
     # ---- checkpoints -------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -215,15 +216,16 @@ class Trainer:
         """End :meth:`fit` before the next epoch (e.g. a schedule's last stage is done)."""
         self._stop = True
 
-    def new_stage(self, lr: float | None = None) -> None:
+    def new_stage(self, lr: float | None = None, patience: int | None = None) -> None:
         """Start a new curriculum stage: validation losses from here on are not comparable with the ones
         before (another task), so forget the best loss and the plateau count; the learning rate stays
-        unless ``lr`` is given."""
+        unless ``lr`` is given, and the plateau patience is ``cfg.lr_patience`` unless ``patience`` is
+        (the scheduler's state, patience included, is checkpointed, so a resumed stage keeps it)."""
         self.best = math.inf
         if lr is not None:
             for group in self.opt.param_groups:
                 group["lr"] = lr
-        self.sched = self._scheduler()  # a fresh plateau record; it reads the current rate from opt
+        self.sched = self._scheduler(patience)  # a fresh plateau record; it reads the rate from opt
 
     # ---- training ----------------------------------------------------------------------------
     def _group(self) -> int:

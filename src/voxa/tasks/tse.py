@@ -327,7 +327,7 @@ def _card(preset_name: Any, bank: Any, train_set: Any, pools: dict[str, Any], re
     return {"preset": preset_name if isinstance(preset_name, str) else "custom", "bank": str(bank),
             "bank_meta": train_set.bank.meta, "speech_train_utterances": len(pools["train"]),
             "epochs": res["epochs"], "steps": res["steps"], "train_seconds": round(res["seconds"], 1),
-            "cpu_hours": round(trainer.cpu_seconds / 3600, 3), "best_valid_loss": res["best_valid"],
+            "cpu_hours": float(f"{trainer.cpu_seconds / 3600:.4g}"), "best_valid_loss": res["best_valid"],
             "batch_size": t.batch_size, "lr": t.lr}
 
 
@@ -389,7 +389,7 @@ def _train_staged(p: TsePreset, preset_name: Any, bank: str | os.PathLike, speec
             h = trainer.extra["handovers"][-1]
             log.info("stage %s hands over to %s at step %d: %s", h["name"], p.stages[i].name, h["at_step"],
                      h["reason"])
-            trainer.new_stage(p.stages[i].lr)
+            trainer.new_stage(p.stages[i].lr, p.stages[i].lr_patience)
         trainer.extra["stage_begun"] = i
         st = p.stages[i]
         train_set.cfg.presence = st.presence if st.task == "query" else 1.0

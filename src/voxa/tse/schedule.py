@@ -59,6 +59,8 @@ class StageConfig:
         name: a label for logs and the card (default: the task).
         aux_pit: weight of an added ``pit`` loss on the batch's distinct mixtures (``query``; 0: none).
         lr: the learning rate at the start of the stage (``None``: the rate the last stage ended with).
+        lr_patience: epochs without a better validation loss before the rate is cut, from this stage
+            on (``None``: the trainer's ``lr_patience``).
     """
 
     task: str = "query"
@@ -70,6 +72,7 @@ class StageConfig:
     name: str = ""
     aux_pit: float = 0.0
     lr: float | None = None
+    lr_patience: int | None = None
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -82,6 +85,8 @@ class StageConfig:
             raise ConfigError(f"stage aux_pit must be >= 0 and only on a query stage, got {self.aux_pit}")
         if self.lr is not None and self.lr <= 0:
             raise ConfigError(f"stage lr must be > 0, got {self.lr}")
+        if self.lr_patience is not None and self.lr_patience < 0:
+            raise ConfigError(f"stage lr_patience must be >= 0, got {self.lr_patience}")
         self.name = self.name or self.task
 
     @property
