@@ -149,3 +149,14 @@ def test_ddp_two_gloo_processes_equal_one_process_with_the_global_batch(tmp_path
     single.fit()
     for k, v in single.model.state_dict().items():
         assert torch.allclose(v, ddp[k], atol=1e-6), k
+
+
+def test_keep_snapshots_leaves_the_newest_epochs_weights(tmp_path):
+    from voxa.nn.averaging import read_weights, snapshot_paths
+
+    t = _trainer(tmp_path, keep_snapshots=2)
+    t.fit()
+    paths = snapshot_paths(tmp_path / "snapshots")
+    assert [read_weights(p)[1]["step"] for p in paths] == [24, 32]
+    sd, _ = read_weights(paths[-1])
+    assert torch.equal(sd["weight"], t.model.state_dict()["weight"])

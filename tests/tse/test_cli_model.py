@@ -70,3 +70,37 @@ def test_train_tiny_preset_and_resume(tmp_path, png_plot):
     # of the final task's epochs
     assert main(args[:-1] + [str(tmp_path / "exp2"), "--set", "nearest_first=0.5"]) == 0
     assert torch.load(tmp_path / "exp2" / "best.pt", weights_only=True)["epoch"] == 1
+
+
+def test_export_averages_checkpoints_with_the_run_settings(tmp_path, capsys):
+    import torch
+    import yaml
+
+    from voxa.utils.config import to_dict
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(yaml.safe_dump(to_dict(preset("tiny"))))
+    models = []
+    for i, step in enumerate((100, 200)):
+        torch.manual_seed(i)
+        m = build_model("tiny")
+        torch.save({"model": m.state_dict(), "global_step": step, "cpu_seconds": 7200.0 * (i + 1),
+                    "extra": json.dumps({})}, run / f"ck{step}.pt")
+        models.append(m)
+    out = tmp_path / "avg.safetensors"
+    assert main(["tse", "export", str(run / "ck100.pt"), str(run / "ck200.pt"), "-o", str(out)]) == 0
+    assert "mean of 2" in capsys.readouterr().out
+    model, header = load_tse_model(out)
+    k = next(iter(model.state_dict()))
+    mean = (models[0].state_dict()[k] + models[1].state_dict()[k]) / 2
+    assert torch.allclose(model.state_dict()[k], mean)
+    assert header["card"]["averaged_steps"] == [100, 200] and header["card"]["cpu_hours"] == 4.0
+
+
+def test_export_without_settings_names_the_file(tmp_path, capsys):
+    import torch
+
+    torch.save({"model": build_model("tiny").state_dict()}, tmp_path / "ck.pt")
+    rc = main(["tse", "export", str(tmp_path / "ck.pt"), "-o", str(tmp_path / "m.safetensors")])
+    assert rc == 1 and "ck.pt: no config.yaml" in capsys.readouterr().err

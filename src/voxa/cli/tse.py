@@ -144,6 +144,27 @@ def cmd_ship(args: argparse.Namespace) -> None:
     print(f"shipped {args.model} -> {dest} (card: {dest.with_suffix('.md')})")
 
 
+def cmd_export(args: argparse.Namespace) -> None:
+    """A model file from a run's checkpoint, or the mean of several snapshots' weights."""
+    from pathlib import Path
+
+    from voxa.nn.averaging import snapshot_paths
+    from voxa.tasks.tse import export_model
+
+    paths = list(args.files)
+    if args.average:
+        if len(paths) != 1 or not Path(paths[0]).is_dir():
+            raise VoxaError("--average N takes one run folder (its snapshots/ are averaged)")
+        run = Path(paths[0])
+        paths = snapshot_paths(run / "snapshots", last=args.average)
+        if len(paths) < args.average:
+            raise VoxaError(f"{run / 'snapshots'}: {len(paths)} snapshots, fewer than --average "
+                            f"{args.average} (set trainer.keep_snapshots)")
+    out = export_model(paths, args.out, args.preset)
+    n = f"the mean of {len(paths)} snapshots" if len(paths) > 1 else str(paths[0])
+    print(f"exported {n} -> {out}")
+
+
 def cmd_extract(args: argparse.Namespace) -> None:
     """Write the speech of the talkers near --distance metres."""
     from voxa.audio.io import load, save
@@ -269,6 +290,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     v.add_argument("--notes", default="", help="free text for the card")
     v.add_argument("-o", "--out", default=None, help="destination (default: the package's asset)")
     v.set_defaults(func=cmd_ship)
+
+    v = verbs.add_parser("export", help="a model file from a run's checkpoint, or averaged snapshots")
+    v.add_argument("files", nargs="+", help="checkpoint.pt or snapshot files (several: their mean), or "
+                   "with --average one run folder")
+    v.add_argument("-o", "--out", required=True, help="model file to write (.safetensors)")
+    v.add_argument("--average", type=int, default=0, metavar="N",
+                   help="average the run folder's newest N snapshots (trainer.keep_snapshots)")
+    v.add_argument("--preset", default=None,
+                   help="the run's preset or YAML (default: the config.yaml training wrote beside the files)")
+    v.set_defaults(func=cmd_export)
 
     v = verbs.add_parser("extract", help="extract the talker(s) at a distance from a mono recording")
     v.add_argument("input")

@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
 from voxa.errors import ConfigError, VoxaError
+from voxa.nn.averaging import SNAPSHOT_DIR, save_snapshot
 from voxa.utils.atomic import atomic_path, write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -35,8 +36,9 @@ log = logging.getLogger(__name__)
 @dataclass
 class TrainerConfig:
     """Training settings: Adam, gradient-norm clipping, the learning rate cut by ``lr_factor`` after
-    ``lr_patience`` epochs without a better validation loss; ``loss_label`` names the loss on the curves.
-    Each task's recipe sets its own (e.g. ``recipes/tse/paper.yaml``)."""
+    ``lr_patience`` epochs without a better validation loss; ``loss_label`` names the loss on the curves;
+    ``keep_snapshots`` keeps the weights of that many latest epochs in ``exp/snapshots`` for checkpoint
+    averaging (:mod:`voxa.nn.averaging`). Each task's recipe sets its own (``recipes/tse/paper.yaml``)."""
 
     epochs: int = 10
     batch_size: int = 16
@@ -52,6 +54,7 @@ class TrainerConfig:
     max_seconds: float | None = None
     progress: bool = True
     loss_label: str = "loss"
+    keep_snapshots: int = 0
 
 
 class EpochSampler(Sampler[int]):
@@ -321,6 +324,9 @@ class Trainer:
             self.epoch += 1
             self.step_in_epoch = 0
             self.save()
+            if cfg.keep_snapshots and self.rank == 0:
+                save_snapshot(self.exp / SNAPSHOT_DIR, self.model, self.global_step, cfg.keep_snapshots,
+                              self.cpu_seconds / 3600)
             self._write_log()
             if self.rank == 0:
                 log.info("epoch %d: train %.3f valid %.3f lr %.2e", row["epoch"], row["train_loss"], valid,

@@ -588,6 +588,70 @@ def ship_model(model_path: str | os.PathLike, results: str | os.PathLike | None 
     return dest
 
 
+#: the parts of a run's card.json that describe its data and settings (not its progress)
+_RUN_CARD_KEYS = ("bank", "bank_meta", "speech_train_utterances", "batch_size", "lr")
+
+
+def export_model(paths: list[str | os.PathLike], out: str | os.PathLike,
+                 preset_name: str | os.PathLike | None = None) -> Path:
+    """Write a model file (what ``evaluate``, ``extract`` and ``ship`` read) from a run's trainer
+    checkpoint or snapshots; with several, the mean of their weights (checkpoint averaging,
+    :mod:`voxa.nn.averaging`).
+
+    The settings come from ``preset_name`` or else from the ``config.yaml`` that training wrote beside the
+    first file (or one folder up, for ``exp/snapshots``); the card from the ``card.json`` there, with the
+    steps and CPU-hours of the last file and, for an average, the steps averaged.
+
+    Raises:
+        VoxaError: no files, an unreadable one, no settings, or weights of another model.
+    """
+    from voxa.nn.averaging import average_weights
+
+    if not paths:
+        raise VoxaError("no checkpoint or snapshot to export")
+    first = Path(paths[0])
+    near = [first.parent, first.parent.parent]
+    if preset_name is None:
+        found = [d / "config.yaml" for d in near if (d / "config.yaml").exists()]
+        if not found:
+            raise VoxaError(f"{first}: no config.yaml beside it or above; name the run's preset (--preset)")
+        preset_name = found[0]
+    p = preset(preset_name)
+    sd, infos = average_weights(paths)
+    model = build_model(p)
+    try:
+        model.load_state_dict(sd)
+    except RuntimeError as e:
+        raise VoxaError(f"{first}: weights do not fit the {p.model} model of these settings "
+                        f"({str(e).splitlines()[0][:120]})") from None
+    card: dict[str, Any] = {}
+    for d in near:
+        if (d / "card.json").exists():
+            try:
+                run_card = json.loads((d / "card.json").read_text())
+            except (OSError, json.JSONDecodeError) as e:
+                raise VoxaError(f"{d / 'card.json'}: unreadable model card ({e})") from None
+            # what the run was trained on and with; its progress figures are the checkpoint's, below
+            card = {k: run_card[k] for k in _RUN_CARD_KEYS if k in run_card}
+            break
+    last = infos[-1]
+    card["preset"] = str(preset_name) if not isinstance(preset_name, str) else preset_name
+    for key, name in (("step", "steps"), ("epochs", "epochs"), ("train_seconds", "train_seconds"),
+                      ("cpu_hours", "cpu_hours")):
+        if key in last:
+            card[name] = last[key]
+    extra = last.get("extra") or {}
+    if "stage" in extra and p.stages:
+        card["stage"] = p.stages[min(int(extra["stage"]), len(p.stages) - 1)].name
+        card["handovers"] = extra.get("handovers", [])
+        card["finished"] = int(extra["stage"]) >= len(p.stages)
+    if len(paths) > 1:
+        card["averaged_steps"] = [i.get("step") for i in infos]
+    from voxa.utils.config import to_dict
+
+    return save_tse_model(out, model.eval(), p.mixing, card, to_dict(p))
+
+
 def model_card_markdown(header: dict[str, Any], card: dict[str, Any]) -> str:
     """A human-readable model card from a model file's header and card."""
     lines = [f"# TSE model card: {header.get('model')} ({header.get('parameters')} parameters)", "",
