@@ -1,9 +1,10 @@
 """``voxa tse``: distance-based target speech extraction (Shi, Yen, Nakadai 2024).
 
 Verbs: ``simulate`` (the simulated impulse-response banks D1-D3), ``realbank`` (a bank of measured
-responses), ``mixtures`` and ``score`` (fixed sets), ``train``, ``evaluate``, ``ship`` (install a model as
-the default), ``extract`` and ``locate``. Each verb is one ``cmd_*`` function plus one block in
-:func:`add_parser`; heavy modules are imported inside the functions so that ``voxa --help`` stays fast.
+responses), ``mixtures`` and ``score`` (fixed sets), ``train``, ``export`` (a model file from a checkpoint,
+or averaged snapshots), ``evaluate``, ``ship`` (install a model as the default), ``extract`` and ``locate``.
+Each verb is one ``cmd_*`` function plus one block in :func:`add_parser`; heavy modules are imported inside
+the functions so that ``voxa --help`` stays fast.
 """
 
 from __future__ import annotations
