@@ -1,4 +1,5 @@
 import csv
+import time
 
 import pytest
 import torch
@@ -130,9 +131,14 @@ def _ddp_worker(rank, world, init, exp, out):
         torch.manual_seed(0)
         cfg = TrainerConfig(epochs=2, batch_size=8, lr=0.1, checkpoint_every=0, amp=False, progress=False)
         t = Trainer(nn.Linear(1, 1), Line(), collate, loss_fn, valid_fn, exp, cfg)
+        c0 = time.process_time()
         t.fit()
+        # [rank's own CPU seconds, the run's CPU seconds as that rank's trainer counts them]
+        used = torch.zeros(world, 2, dtype=torch.float64)
+        used[rank] = torch.tensor([time.process_time() - c0, t.cpu_seconds])
+        dist.all_reduce(used)
         if rank == 0:
-            torch.save({k: v.clone() for k, v in t.model.state_dict().items()}, out)
+            torch.save({**{k: v.clone() for k, v in t.model.state_dict().items()}, "cpu": used}, out)
     finally:
         dist.destroy_process_group()
 
@@ -143,6 +149,9 @@ def test_ddp_two_gloo_processes_equal_one_process_with_the_global_batch(tmp_path
     init = f"file://{tmp_path / 'rendezvous'}"
     mp.spawn(_ddp_worker, args=(2, init, str(tmp_path / "ddp"), str(tmp_path / "w.pt")), nprocs=2, join=True)
     ddp = torch.load(tmp_path / "w.pt", weights_only=True)
+    # the run's CPU time is both ranks', the same on each: more than rank 1 spent, at most what both did
+    own, counted = ddp.pop("cpu").unbind(1)
+    assert counted[0] == counted[1] and own[1] < counted[1] <= own.sum()
     torch.manual_seed(0)
     cfg = TrainerConfig(epochs=2, batch_size=16, lr=0.1, checkpoint_every=0, amp=False, progress=False)
     single = Trainer(nn.Linear(1, 1), Line(), collate, loss_fn, valid_fn, tmp_path / "one", cfg)

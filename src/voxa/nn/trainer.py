@@ -266,7 +266,8 @@ class Trainer:
     def _fit(self) -> dict[str, Any]:
         cfg = self.cfg
         t_start = time.perf_counter() - self.seconds
-        c_start = time.process_time() - self.cpu_seconds
+        # CPU time of every rank: the run's cost on the machines, not one process's share of it
+        c_base, c_start = self.cpu_seconds, time.process_time()
         stop = False
         while self.epoch < cfg.epochs and not stop:
             if self.on_epoch:
@@ -301,7 +302,8 @@ class Trainer:
                 bar.update(1)
                 bar.set_postfix(loss=f"{losses[-1]:.2f}")
                 self.seconds = time.perf_counter() - t_start
-                self.cpu_seconds = time.process_time() - c_start
+                # between epoch ends the ranks are taken to be alike; each epoch end makes it exact
+                self.cpu_seconds = c_base + (time.process_time() - c_start) * self.world
                 if cfg.checkpoint_every and self.global_step % cfg.checkpoint_every == 0:
                     self.save()
                 if cfg.max_seconds and self._agree(self.seconds > cfg.max_seconds):
@@ -312,6 +314,7 @@ class Trainer:
                 self.save()
                 break
             valid, figures = self._validate()
+            self.cpu_seconds = c_base + self._sum_over_ranks(time.process_time() - c_start)
             self.sched.step(valid)
             row = {"epoch": self.epoch, "step": self.global_step, "train_loss": self._mean_over_ranks(losses),
                    "valid_loss": valid, "lr": self.opt.param_groups[0]["lr"],
@@ -353,6 +356,13 @@ class Trainer:
         t = torch.tensor([1.0 if flag else 0.0], device=self.device)
         torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
         return bool(t.item() > 0)
+
+    def _sum_over_ranks(self, value: float) -> float:
+        if self.world == 1:
+            return value
+        t = torch.tensor([value], dtype=torch.float64, device=self.device)
+        torch.distributed.all_reduce(t)
+        return float(t.item())
 
     def _mean_over_ranks(self, losses: list[float]) -> float:
         """The epoch's mean training loss over every rank's batches."""
