@@ -3,6 +3,8 @@
 # (recipes/tse/cpu.yaml) in the background on one core. The bank and speech manifest are rebuilt here if
 # missing (the D1 bank is seeded, so every machine builds the same one). Log: exp/tse/bandsplit-d1.log.
 #   bash scripts/tse_train_cpu.sh [extra voxa tse train arguments, e.g. --set trainer.max_seconds=3600]
+# TSE_PROCS=2 runs it as 2 DDP ranks under torchrun (gloo), one per core, each with half the batch, so the
+# global batch stays the recipe's: for when nothing else needs the machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . .venv/bin/activate
@@ -17,6 +19,13 @@ JEMALLOC=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2
 if [ -f "$JEMALLOC" ]; then
   export LD_PRELOAD="$JEMALLOC" MALLOC_CONF="dirty_decay_ms:-1,muzzy_decay_ms:-1"
 fi
-setsid nohup voxa tse train --preset cpu --bank exp/banks/D1-8k --speech exp/data/libri \
+PROCS=${TSE_PROCS:-1}
+LAUNCH=(voxa)
+if [ "$PROCS" -gt 1 ]; then
+  BATCH=$(python -c "from voxa.tasks.tse import preset; print(preset('cpu').trainer.batch_size // $PROCS)")
+  LAUNCH=(torchrun --standalone --nproc_per_node "$PROCS" "$(command -v voxa)")
+  set -- --set "trainer.batch_size=$BATCH" "$@"
+fi
+setsid nohup "${LAUNCH[@]}" tse train --preset cpu --bank exp/banks/D1-8k --speech exp/data/libri \
   --exp exp/tse/bandsplit-d1 --state models/tse/bandsplit-d1 "$@" >> exp/tse/bandsplit-d1.log 2>&1 &
 echo "started (pid $!): tail -f exp/tse/bandsplit-d1.log; state in models/tse/bandsplit-d1"

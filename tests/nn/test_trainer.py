@@ -123,6 +123,10 @@ def test_checkpoint_loads_without_unpickling_code(tmp_path):
     assert "model" in state and state["global_step"] == 0
 
 
+def _valid_with_figure(model):
+    return {"loss": valid_fn(model), "figure": 1.0}
+
+
 def _ddp_worker(rank, world, init, exp, out):
     import torch.distributed as dist
 
@@ -130,12 +134,14 @@ def _ddp_worker(rank, world, init, exp, out):
     try:
         torch.manual_seed(0)
         cfg = TrainerConfig(epochs=2, batch_size=8, lr=0.1, checkpoint_every=0, amp=False, progress=False)
-        t = Trainer(nn.Linear(1, 1), Line(), collate, loss_fn, valid_fn, exp, cfg)
+        t = Trainer(nn.Linear(1, 1), Line(), collate, loss_fn, _valid_with_figure, exp, cfg)
         c0 = time.process_time()
         t.fit()
-        # [rank's own CPU seconds, the run's CPU seconds as that rank's trainer counts them]
-        used = torch.zeros(world, 2, dtype=torch.float64)
-        used[rank] = torch.tensor([time.process_time() - c0, t.cpu_seconds])
+        # [rank's own CPU seconds, the run's CPU seconds as that rank's trainer counts them, the sum of the
+        # validation figure in that rank's history]
+        used = torch.zeros(world, 3, dtype=torch.float64)
+        used[rank] = torch.tensor([time.process_time() - c0, t.cpu_seconds,
+                                   sum(h.get("figure", 0.0) for h in t.history)])
         dist.all_reduce(used)
         if rank == 0:
             torch.save({**{k: v.clone() for k, v in t.model.state_dict().items()}, "cpu": used}, out)
@@ -150,8 +156,10 @@ def test_ddp_two_gloo_processes_equal_one_process_with_the_global_batch(tmp_path
     mp.spawn(_ddp_worker, args=(2, init, str(tmp_path / "ddp"), str(tmp_path / "w.pt")), nprocs=2, join=True)
     ddp = torch.load(tmp_path / "w.pt", weights_only=True)
     # the run's CPU time is both ranks', the same on each: more than rank 1 spent, at most what both did
-    own, counted = ddp.pop("cpu").unbind(1)
+    own, counted, figures = ddp.pop("cpu").unbind(1)
     assert counted[0] == counted[1] and own[1] < counted[1] <= own.sum()
+    # validation runs on rank 0; its figures reach rank 1's history too (a schedule's hand-over reads them)
+    assert figures.tolist() == [2.0, 2.0]
     torch.manual_seed(0)
     cfg = TrainerConfig(epochs=2, batch_size=16, lr=0.1, checkpoint_every=0, amp=False, progress=False)
     single = Trainer(nn.Linear(1, 1), Line(), collate, loss_fn, valid_fn, tmp_path / "one", cfg)

@@ -114,10 +114,12 @@ def cmd_score(args: argparse.Namespace) -> None:
 def cmd_train(args: argparse.Namespace) -> None:
     """Train (or resume, or fine-tune with --init) a TSE model."""
     from voxa.cli.common import load_data_arg
+    from voxa.gmm.distributed import init_from_env
     from voxa.tasks.tse import apply_overrides, preset, train
 
     # settings are checked before any data is read
     apply_overrides(preset(args.preset), args.overrides)
+    init_from_env()  # under torchrun: one rank of a DDP run (trainer.batch_size is per rank)
     res = train(args.preset, args.bank, load_data_arg(args.speech), args.exp, args.overrides, init=args.init,
                 state_dir=args.state)
     print(f"trained {res['steps']} steps in {res['seconds']:.0f} s, best validation loss "

@@ -389,6 +389,10 @@ class Trainer:
 
             value = value.to(self.device)
             dist.broadcast(value, 0)
+            # every rank keeps the same history: a schedule's hand-over reads its figures on each rank
+            box = [figures]
+            dist.broadcast_object_list(box, 0)
+            figures = box[0]
         return float(value), figures
 
     def _save_best(self) -> None:

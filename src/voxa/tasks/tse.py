@@ -396,7 +396,7 @@ def _train_staged(p: TsePreset, preset_name: Any, bank: str | os.PathLike, speec
         train_set.cfg.queries_per_mixture = st.queries_per_mixture if st.task == "query" else 1
         train_set.cfg.min_talker_gap = p.mixing.min_talker_gap if st.min_talker_gap is None \
             else st.min_talker_gap
-        if trainer.history:
+        if trainer.history and trainer.rank == 0:
             for folder in (exp, state):
                 if folder is not None:
                     plot_learning_curve(trainer.history, folder / "learning_curve.png", p.stages)
@@ -409,6 +409,8 @@ def _train_staged(p: TsePreset, preset_name: Any, bank: str | os.PathLike, speec
     card = {**_card(preset_name, bank, train_set, pools, res, trainer),
             "stage": p.stages[min(stage, len(p.stages) - 1)].name,
             "handovers": trainer.extra.get("handovers", []), "finished": stage >= len(p.stages)}
+    if trainer.rank:
+        return {**res, "model": str(exp / "model.safetensors"), "card": card}
     # the model as it stands (its stage's task), not the best of an earlier stage's
     save_tse_model(exp / "model.safetensors", model.cpu(), p.mixing, card, settings)
     for folder in (exp, state):
