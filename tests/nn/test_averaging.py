@@ -48,3 +48,12 @@ def test_a_missing_or_unreadable_file_is_a_voxa_error(tmp_path):
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(VoxaError, match="bad.pt: unreadable"):
         read_weights(tmp_path / "bad.pt")
+
+
+def test_newest_snapshots_refuses_a_run_with_too_few(tmp_path):
+    from voxa.nn.averaging import newest_snapshots
+
+    save_snapshot(tmp_path / "snapshots", nn.Linear(2, 1), 100, keep=5)
+    assert [p.name for p in newest_snapshots(tmp_path, 1)] == ["step-00000100.safetensors"]
+    with pytest.raises(VoxaError, match="1 snapshots, fewer than 2"):
+        newest_snapshots(tmp_path, 2)

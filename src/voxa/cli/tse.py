@@ -149,20 +149,14 @@ def cmd_ship(args: argparse.Namespace) -> None:
 
 def cmd_export(args: argparse.Namespace) -> None:
     """A model file from a run's checkpoint, or the mean of several snapshots' weights."""
-    from pathlib import Path
-
-    from voxa.nn.averaging import snapshot_paths
+    from voxa.nn.averaging import newest_snapshots
     from voxa.tasks.tse import export_model
 
     paths = list(args.files)
     if args.average:
-        if len(paths) != 1 or not Path(paths[0]).is_dir():
+        if len(paths) != 1:
             raise VoxaError("--average N takes one run folder (its snapshots/ are averaged)")
-        run = Path(paths[0])
-        paths = snapshot_paths(run / "snapshots", last=args.average)
-        if len(paths) < args.average:
-            raise VoxaError(f"{run / 'snapshots'}: {len(paths)} snapshots, fewer than --average "
-                            f"{args.average} (set trainer.keep_snapshots)")
+        paths = newest_snapshots(paths[0], args.average)
     out = export_model(paths, args.out, args.preset)
     n = f"the mean of {len(paths)} snapshots" if len(paths) > 1 else str(paths[0])
     print(f"exported {n} -> {out}")

@@ -116,6 +116,22 @@ def save_snapshot(folder: str | os.PathLike, model: torch.nn.Module, step: int, 
     return path
 
 
+def newest_snapshots(run: str | os.PathLike, n: int) -> list[Path]:
+    """The newest ``n`` snapshots of a run folder (``run/snapshots``), oldest first.
+
+    Raises:
+        VoxaError: ``run`` is not a folder, or it holds fewer than ``n`` snapshots.
+    """
+    run = Path(run)
+    if not run.is_dir():
+        raise VoxaError(f"{run}: not a run folder (averaging takes the folder whose snapshots/ to average)")
+    paths = snapshot_paths(run / SNAPSHOT_DIR, last=n)
+    if len(paths) < n:
+        raise VoxaError(f"{run / SNAPSHOT_DIR}: {len(paths)} snapshots, fewer than {n} "
+                        f"(set trainer.keep_snapshots)")
+    return paths
+
+
 def snapshot_paths(folder: str | os.PathLike, last: int | None = None) -> list[Path]:
     """The snapshots in ``folder``, oldest first (the newest ``last`` of them when given)."""
     folder = Path(folder)
