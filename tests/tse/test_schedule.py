@@ -107,6 +107,35 @@ def test_stages_appended_to_a_finished_schedule_run_on_resume_with_their_learnin
     assert st["sched"]["patience"] == 7
 
 
+def test_a_stage_trains_and_validates_on_its_own_mixture_length(bank, speech, tmp_path, monkeypatch):
+    import voxa.tse.schedule as schedule
+
+    p = _staged()
+    p = replace(p, stages=[*p.stages[:2], replace(p.stages[2], seconds=0.75)])
+    seen: dict[str, set] = {"train": set(), "valid": set()}
+    real_loss, real_valid = schedule.stage_loss, schedule.validate_query
+
+    def loss(stage, net, b):
+        seen["train"].add((stage.task, b["mix"].shape[-1]))
+        return real_loss(stage, net, b)
+
+    def valid(net, items, batch_size):
+        seen["valid"].add(items[0]["mix"].shape[-1])
+        return real_valid(net, items, batch_size)
+
+    monkeypatch.setattr(schedule, "stage_loss", loss)
+    monkeypatch.setattr(schedule, "validate_query", valid)
+    train(p, bank.root, speech, tmp_path / "exp")
+    rate, short = p.mixing.rate, p.mixing.samples
+    assert seen["train"] == {("pit", short), ("order", short), ("query", int(0.75 * rate))}
+    assert seen["valid"] == {int(0.75 * rate)}
+
+
+def test_a_non_positive_stage_length_is_refused():
+    with pytest.raises(ConfigError, match="seconds"):
+        StageConfig(task="query", seconds=0.0)
+
+
 def test_a_staged_run_hands_over_and_records_it(bank, speech, tmp_path, png_plot):
     res = train(_staged(), bank.root, speech, tmp_path / "exp", state_dir=tmp_path / "state")
     card = res["card"]

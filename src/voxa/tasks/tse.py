@@ -354,14 +354,22 @@ def _train_staged(p: TsePreset, preset_name: Any, bank: str | os.PathLike, speec
                                seed=t.seed, preload=True)
     valid_split = "valid" if _split_has_room(bank, "valid", p.mixing) else "train"
     n_valid = p.valid_size + p.valid_size % 2
-    sep_set = MixtureDataset(bank, valid_split, pools["valid"], replace(p.mixing, presence=1.0),
-                             length=n_valid, seed=t.seed + 1, preload=True)
-    sep_items = [sep_set[i] for i in range(len(sep_set))]
-    # query validation: each mixture queried at each of its two talkers, as consecutive pairs
-    q_set = MixtureDataset(bank, valid_split, pools["valid"],
-                           replace(p.mixing, presence=1.0, queries_per_mixture=2), length=n_valid,
-                           seed=t.seed + 2, preload=True)
-    q_items = [q_set[i] for i in range(len(q_set))]
+    valid_sets: dict[float, tuple[list, list]] = {}
+
+    def valid_items(seconds: float) -> tuple[list, list]:
+        """The fixed validation items at one mixture length (a stage may change it): separation items,
+        and query items, each mixture queried at each of its two talkers as consecutive pairs."""
+        if seconds not in valid_sets:
+            mixing = replace(p.mixing, seconds=seconds)
+            sep_set = MixtureDataset(bank, valid_split, pools["valid"], replace(mixing, presence=1.0),
+                                     length=n_valid, seed=t.seed + 1, preload=True)
+            q_set = MixtureDataset(bank, valid_split, pools["valid"],
+                                   replace(mixing, presence=1.0, queries_per_mixture=2), length=n_valid,
+                                   seed=t.seed + 2, preload=True)
+            valid_sets[seconds] = ([sep_set[i] for i in range(len(sep_set))],
+                                   [q_set[i] for i in range(len(q_set))])
+        return valid_sets[seconds]
+
     torch.manual_seed(t.seed)  # the same settings give the same initial weights, so runs reproduce
     model = build_model(p) if init is None else load_tse_model(init)[0]
 
@@ -373,6 +381,7 @@ def _train_staged(p: TsePreset, preset_name: Any, bank: str | os.PathLike, speec
 
     def valid_fn(net):
         st = current(trainer)
+        sep_items, q_items = valid_items(st.seconds or p.mixing.seconds)
         out = validate_query(net, q_items, t.batch_size) if st.task == "query" \
             else validate_separation(st, net, sep_items, t.batch_size)
         return {**out, "stage": trainer.extra.get("stage", 0)}
@@ -396,6 +405,7 @@ def _train_staged(p: TsePreset, preset_name: Any, bank: str | os.PathLike, speec
         train_set.cfg.queries_per_mixture = st.queries_per_mixture if st.task == "query" else 1
         train_set.cfg.min_talker_gap = p.mixing.min_talker_gap if st.min_talker_gap is None \
             else st.min_talker_gap
+        train_set.cfg.seconds = st.seconds or p.mixing.seconds
         if trainer.history and trainer.rank == 0:
             for folder in (exp, state):
                 if folder is not None:

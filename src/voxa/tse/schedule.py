@@ -61,6 +61,8 @@ class StageConfig:
         lr: the learning rate at the start of the stage (``None``: the rate the last stage ended with).
         lr_patience: epochs without a better validation loss before the rate is cut, from this stage
             on (``None``: the trainer's ``lr_patience``).
+        seconds: the mixture length of this stage's training and validation items (``None``: the
+            mixing settings'); e.g. a last stage on the test length after cheaper short mixtures.
     """
 
     task: str = "query"
@@ -73,6 +75,7 @@ class StageConfig:
     aux_pit: float = 0.0
     lr: float | None = None
     lr_patience: int | None = None
+    seconds: float | None = None
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -87,6 +90,8 @@ class StageConfig:
             raise ConfigError(f"stage lr must be > 0, got {self.lr}")
         if self.lr_patience is not None and self.lr_patience < 0:
             raise ConfigError(f"stage lr_patience must be >= 0, got {self.lr_patience}")
+        if self.seconds is not None and self.seconds <= 0:
+            raise ConfigError(f"stage seconds must be > 0, got {self.seconds}")
         self.name = self.name or self.task
 
     @property
