@@ -104,3 +104,27 @@ def test_export_without_settings_names_the_file(tmp_path, capsys):
     torch.save({"model": build_model("tiny").state_dict()}, tmp_path / "ck.pt")
     rc = main(["tse", "export", str(tmp_path / "ck.pt"), "-o", str(tmp_path / "m.safetensors")])
     assert rc == 1 and "ck.pt: no config.yaml" in capsys.readouterr().err
+
+
+def test_export_applies_a_setting_and_the_model_extracts_with_it(tmp_path):
+    import torch
+
+    from voxa.tse.models import BandSplitConfig, BandSplitModel, StftConfig
+
+    cfg = BandSplitConfig(dim=8, hidden=8, n_dq=1, n_ts=0, n_bands=6, stft=StftConfig(rate=8000))
+    torch.save({"model": BandSplitModel(cfg).state_dict()}, tmp_path / "ck.pt")
+    import yaml
+
+    from voxa.utils.config import to_dict
+
+    p = preset("tiny")
+    settings = {**to_dict(p), "model": "bandsplit", "model_config": {"dim": 8, "hidden": 8, "n_dq": 1,
+                                                                     "n_ts": 0, "n_bands": 6}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(settings))
+    out = tmp_path / "m.safetensors"
+    assert main(["tse", "export", str(tmp_path / "ck.pt"), "-o", str(out),
+                 "--set", "model_config.refine=project"]) == 0
+    model, _ = load_tse_model(out)
+    assert model.cfg.refine == "project"
+    bad = main(["tse", "export", str(tmp_path / "ck.pt"), "-o", str(out), "--set", "model_config.refine=x"])
+    assert bad == 1

@@ -157,7 +157,7 @@ def cmd_export(args: argparse.Namespace) -> None:
         if len(paths) != 1:
             raise VoxaError("--average N takes one run folder (its snapshots/ are averaged)")
         paths = newest_snapshots(paths[0], args.average)
-    out = export_model(paths, args.out, args.preset)
+    out = export_model(paths, args.out, args.preset, args.overrides)
     n = f"the mean of {len(paths)} snapshots" if len(paths) > 1 else str(paths[0])
     print(f"exported {n} -> {out}")
 
@@ -296,6 +296,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="average the run folder's newest N snapshots (trainer.keep_snapshots)")
     v.add_argument("--preset", default=None,
                    help="the run's preset or YAML (default: the config.yaml training wrote beside the files)")
+    v.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="change a setting of the exported model, e.g. model_config.refine=project")
     v.set_defaults(func=cmd_export)
 
     v = verbs.add_parser("extract", help="extract the talker(s) at a distance from a mono recording")

@@ -137,7 +137,8 @@ def load_tse_model(path: str | os.PathLike | None = None) -> tuple[torch.nn.Modu
 @torch.no_grad()
 def extract(model: torch.nn.Module, mix: torch.Tensor, rate: int, distance: float | list[float]
             ) -> torch.Tensor:
-    """Speech of the talkers near ``distance`` metres from a mono mixture ``[samples]`` at ``rate``.
+    """Speech of the talkers near ``distance`` metres from a mono mixture ``[samples]`` at ``rate``, as
+    the model extracts it (:meth:`voxa.tse.models.TseModel.extract`: its forward pass, or its refinement).
 
     Returns ``[samples]`` (one distance) or ``[len(distances), samples]``, at the input's rate.
     """
@@ -148,7 +149,10 @@ def extract(model: torch.nn.Module, mix: torch.Tensor, rate: int, distance: floa
     if rate != model_rate:
         x = resample(x, rate, model_rate)
     ds = torch.tensor([distance] if np.isscalar(distance) else list(distance), dtype=torch.float32)
-    out = model(x.expand(len(ds), -1).contiguous(), ds)
+    if hasattr(model, "extract"):
+        out = model.extract(x, ds)
+    else:  # any module mapping (mixtures [B, N], distances [B]) to [B, N]
+        out = model(x.expand(len(ds), -1).contiguous(), ds)
     if rate != model_rate:
         out = resample(out, model_rate, rate)[..., : mix.numel()]
     return out[0] if np.isscalar(distance) else out
@@ -605,14 +609,15 @@ _RUN_CARD_KEYS = ("bank", "bank_meta", "speech_train_utterances", "batch_size", 
 
 
 def export_model(paths: list[str | os.PathLike], out: str | os.PathLike,
-                 preset_name: str | os.PathLike | None = None) -> Path:
+                 preset_name: str | os.PathLike | None = None, overrides: list[str] | None = None) -> Path:
     """Write a model file (what ``evaluate``, ``extract`` and ``ship`` read) from a run's trainer
     checkpoint or snapshots; with several, the mean of their weights (checkpoint averaging,
     :mod:`voxa.nn.averaging`).
 
     The settings come from ``preset_name`` or else from the ``config.yaml`` that training wrote beside the
-    first file (or one folder up, for ``exp/snapshots``); the card from the ``card.json`` there, with the
-    steps and CPU-hours of the last file and, for an average, the steps averaged.
+    first file (or one folder up, for ``exp/snapshots``), with dotted ``overrides`` applied (e.g.
+    ``model_config.refine=project``, an extraction option); the card from the ``card.json`` there, with
+    the steps and CPU-hours of the last file and, for an average, the steps averaged.
 
     Raises:
         VoxaError: no files, an unreadable one, no settings, or weights of another model.
@@ -628,7 +633,7 @@ def export_model(paths: list[str | os.PathLike], out: str | os.PathLike,
         if not found:
             raise VoxaError(f"{first}: no config.yaml beside it or above; name the run's preset (--preset)")
         preset_name = found[0]
-    p = preset(preset_name)
+    p = apply_overrides(preset(preset_name), overrides)
     sd, infos = average_weights(paths)
     model = build_model(p)
     try:

@@ -17,6 +17,7 @@ from torch.utils.checkpoint import checkpoint
 
 from voxa.errors import ConfigError, VoxaError
 from voxa.nn.saving import SavedModule
+from voxa.tse.refine import check_refine
 from voxa.utils.serialization import register
 
 
@@ -292,6 +293,24 @@ class TseModel(SavedModule):
         name = next(k for k, (klass, _) in MODELS.items() if isinstance(self, klass))
         return {**super().header(), "model": name}
 
+    @torch.no_grad()
+    def extract(self, mix: torch.Tensor, distance: torch.Tensor) -> torch.Tensor:
+        """What extraction returns for one mixture ``[N]`` queried at distances ``[Q]``: ``[Q, N]``.
+
+        The forward pass, or with ``refine="project"`` in the model's settings (a model trained separation
+        first) that output re-synthesised from the model's two separated talkers, separated once for all
+        the queries (:func:`voxa.tse.refine.project`, weights fitted per 4 s block).
+        """
+        mix = mix.reshape(1, -1)
+        out = self(mix.expand(len(distance), -1).contiguous(), distance)
+        if getattr(self.cfg, "refine", "none") == "project":
+            from voxa.tse.refine import project
+            from voxa.tse.schedule import two_outputs
+
+            sep = two_outputs(self, mix).expand(len(distance), -1, -1)
+            out = project(sep, out, block=4 * self.cfg.stft.rate)
+        return out
+
     @classmethod
     def resolve(cls, header: dict, path: object) -> type[SavedModule]:
         if header.get("class") in ("TseModel", "voxa.tse.TseModel"):
@@ -367,6 +386,9 @@ class BandSplitConfig:
     decodes a complex mask with no ceiling (``mask="linear"``).
 
     ``query_fusion`` chooses how the distance embedding enters each BLSTM (see :class:`FusionPath`).
+    ``refine`` is an extraction option only (training and the forward pass ignore it): ``project``
+    re-synthesises the query output from the model's two separated outputs (:mod:`voxa.tse.refine`;
+    meaningful for a model trained separation first).
     """
 
     dim: int = 32
@@ -379,6 +401,7 @@ class BandSplitConfig:
     forget_bias: float = 0.0
     mask: str = "linear"
     normalize_input: bool = True
+    refine: str = "none"
     stft: StftConfig = field(default_factory=StftConfig)
 
 
@@ -499,6 +522,7 @@ class BandSplitModel(TseModel):
         c = self.cfg
         if c.mask not in BAND_MASKS:
             raise ConfigError(f"mask must be one of {', '.join(BAND_MASKS)}, got {c.mask!r}")
+        check_refine(c.refine)
         self.stft = Stft(c.stft)
         edges = band_edges(c.stft.n_fft // 2 + 1, c.n_bands)
         self.split = BandSplit(edges, 3 if c.log_magnitude else 2, c.dim)

@@ -1,0 +1,68 @@
+"""Re-synthesising a query output from the model's separated outputs."""
+
+import pytest
+import torch
+
+from voxa.errors import ConfigError
+from voxa.tse.models import BandSplitConfig, BandSplitModel, StftConfig
+from voxa.tse.refine import project
+from voxa.tse.schedule import two_outputs
+
+
+def _sources(n=16000, b=2):
+    return torch.randn(b, 2, n, generator=torch.Generator().manual_seed(0))
+
+
+def test_a_query_output_in_the_span_of_the_separated_outputs_is_kept():
+    s = _sources()
+    q = 0.9 * s[:, 0] - 0.3 * s[:, 1]
+    assert torch.allclose(project(s, q), q, atol=1e-4)
+
+
+def test_what_the_separated_outputs_do_not_explain_is_dropped():
+    s = _sources()
+    clean = 0.8 * s[:, 0] + 0.1 * s[:, 1]
+    q = clean + 0.5 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(1))
+    assert (project(s, q) - clean).norm() < 0.1 * (q - clean).norm()
+
+
+def test_weights_fitted_per_block_follow_a_change_of_talker():
+    s = _sources(32000, 1)
+    q = torch.cat([s[:, 0, :16000], s[:, 1, 16000:]], -1)  # the first talker, then the second
+    whole = (project(s, q) - q).norm()
+    blocks = (project(s, q, block=4000) - q).norm()
+    assert blocks < 0.3 * whole
+
+
+def test_a_silent_query_output_stays_silent_and_finite():
+    s = _sources()
+    out = project(s, torch.zeros(2, 16000), block=4000)
+    assert torch.isfinite(out).all() and out.abs().max() < 1e-6
+
+
+def test_mismatched_shapes_are_refused():
+    with pytest.raises(ConfigError, match="do not match"):
+        project(_sources(), torch.zeros(3, 16000))
+
+
+def _model(refine):
+    torch.manual_seed(0)
+    return BandSplitModel(BandSplitConfig(dim=8, hidden=8, n_dq=1, n_ts=0, n_bands=6, refine=refine,
+                                          stft=StftConfig(rate=8000))).eval()
+
+
+def test_a_model_extracts_with_its_refinement_and_only_then():
+    mix = torch.randn(8000, generator=torch.Generator().manual_seed(2))
+    d = torch.tensor([1.0, 2.5])
+    plain, refined = _model("none"), _model("project")
+    with torch.no_grad():
+        forward = plain(mix.expand(2, -1).contiguous(), d)
+        expected = project(two_outputs(plain, mix[None]).expand(2, -1, -1), forward)
+    assert torch.allclose(plain.extract(mix, d), forward)
+    assert torch.allclose(refined.extract(mix, d), expected, atol=1e-5)
+    assert not torch.equal(expected, forward)
+
+
+def test_an_unknown_refinement_is_refused():
+    with pytest.raises(ConfigError, match="refine"):
+        _model("smooth")
