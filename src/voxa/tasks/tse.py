@@ -28,7 +28,7 @@ from voxa.utils.atomic import write_text_atomic
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "assets" / "tse" / "dqts_cpu_d1.safetensors"
+DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "assets" / "tse" / "bandsplit_cpu_d1.safetensors"
 #: the named presets are YAML recipes: ``recipes/tse/<name>.yaml`` of the checkout, else the copy a wheel
 #: installs under ``<prefix>/share/voxa/recipes/tse``
 PRESET_DIRS = (Path(__file__).resolve().parents[3] / "recipes" / "tse",
