@@ -80,3 +80,11 @@ def test_demo_on_synthetic_data(tmp_path, monkeypatch, png_plot):
     assert summary["corpus"]["speakers"] == 6
     assert 0.0 <= summary["digit_recognition"]["wer"] < 50.0  # synthetic digits: chance is 90 %
     png_plot(tmp_path / "exp" / "spectrogram_mfcc.png", (937, 840))
+    from voxa.tasks.tse import DEFAULT_MODEL
+
+    if DEFAULT_MODEL.exists():  # the extraction stage runs with the model voxa ships
+        ex = summary["extraction"]
+        assert len(ex["true_distances"]) == 2 and ex["estimated_distances"]
+        out = tmp_path / "exp" / "extraction"
+        assert len(list(out.glob("extracted_at_*m.wav"))) == 2 and (out / "mixture.wav").exists()
+        png_plot(out / "sweep.png", (732, 470))

@@ -77,7 +77,8 @@ def test_query_blind_model_shows_no_query_use(testset):
 
 def test_evaluate_writes_table_with_distance_line_and_ship_installs_a_model_with_card(testset, tmp_path):
     model = save_tse_model(tmp_path / "m.safetensors", build_model("tiny"), preset("tiny").mixing,
-                           {"preset": "tiny", "steps": 3, "train_seconds": 1.0})
+                           {"preset": "tiny", "steps": 3, "train_seconds": 1.0, "cpu_hours": 0.5,
+                            "averaged_steps": [2, 3]})
     res = evaluate_sets(model, [str(testset)], tmp_path / "eval", with_pesq=False)
     assert "Distance sweep" in (tmp_path / "eval" / "results.md").read_text()
     assert "distance" in res["summary"] and res["summary"]["sdr"]["n"] == 1
@@ -85,7 +86,8 @@ def test_evaluate_writes_table_with_distance_line_and_ship_installs_a_model_with
     _, header = load_tse_model(dest)
     assert header["card"]["scores"]["summary"]["sdr"]["n"] == 1 and header["card"]["notes"] == "hello"
     card = dest.with_suffix(".md").read_text()
-    assert "## Scores" in card and "train seconds: 1.0" in card
+    assert "## Scores" in card and "train seconds: 1.0" in card and "cpu hours: 0.5" in card
+    assert "the mean of 2 snapshots, steps 2 to 3" in card
 
 
 def test_ship_refuses_an_oversized_model_and_keeps_the_old_one(tmp_path, monkeypatch):

@@ -675,10 +675,13 @@ def model_card_markdown(header: dict[str, Any], card: dict[str, Any]) -> str:
              "Distance-based single-channel target speech extraction (Shi, Yen, Nakadai 2024).", "",
              "## Settings", "", f"- model config: `{json.dumps(header.get('config'))}`",
              f"- mixing: `{json.dumps(header.get('mixing'))}`"]
-    for k in ("preset", "bank", "speech_train_utterances", "epochs", "steps", "train_seconds", "batch_size",
-              "lr", "best_valid_loss"):
+    for k in ("preset", "bank", "speech_train_utterances", "epochs", "steps", "cpu_hours", "stage",
+              "train_seconds", "batch_size", "lr", "best_valid_loss"):
         if k in card:
             lines.append(f"- {k.replace('_', ' ')}: {card[k]}")
+    if card.get("averaged_steps"):
+        steps = card["averaged_steps"]
+        lines.append(f"- weights: the mean of {len(steps)} snapshots, steps {steps[0]} to {steps[-1]}")
     meta = card.get("bank_meta") or {}
     if meta:
         lines += ["", "## Data", "", f"- bank: {meta.get('description', meta.get('preset'))}, "
