@@ -17,7 +17,8 @@ from torch.utils.checkpoint import checkpoint
 
 from voxa.errors import ConfigError, VoxaError
 from voxa.nn.saving import SavedModule
-from voxa.tse.refine import check_refine
+from voxa.tse.refine import check_refine, project
+from voxa.tse.schedule import two_outputs
 from voxa.utils.serialization import register
 
 
@@ -304,9 +305,6 @@ class TseModel(SavedModule):
         mix = mix.reshape(1, -1)
         out = self(mix.expand(len(distance), -1).contiguous(), distance)
         if getattr(self.cfg, "refine", "none") == "project":
-            from voxa.tse.refine import project
-            from voxa.tse.schedule import two_outputs
-
             sep = two_outputs(self, mix).expand(len(distance), -1, -1)
             out = project(sep, out, block=4 * self.cfg.stft.rate)
         return out

@@ -65,21 +65,17 @@ def project(sep: torch.Tensor, q: torch.Tensor, block: int | None = None, ridge:
     if q.shape != (b, n):
         raise ConfigError(f"query outputs {tuple(q.shape)} do not match separated outputs {tuple(sep.shape)}")
     if block is None or n <= block:
-        w = _fit(sep, q, ridge)
+        w = _fit(sep, q, ridge)  # [B, K]: one fit over the whole input
         return (w[:, None, :] @ sep.double())[:, 0].to(q.dtype)
     hop = block // 2
     frames = -(-(n - block) // hop) + 1
-    pad = (frames - 1) * hop + block - n
-    sp = torch.nn.functional.pad(sep.double(), (0, pad)).unfold(-1, block, hop)  # [B, K, F, block]
-    qp = torch.nn.functional.pad(q.double(), (0, pad)).unfold(-1, block, hop)  # [B, F, block]
-    sp = sp.transpose(1, 2)  # [B, F, K, block]
-    w = _fit(sp, qp, ridge)  # [B, F, K]
-    fit = (w[:, :, None, :] @ sp)[:, :, 0]  # [B, F, block]
-    win = torch.hann_window(block, periodic=True, dtype=torch.float64, device=q.device)
-    # the first and last half-blocks have one window only: lift its floor so they keep their level
-    win = win.clamp(min=1e-3)
     total = (frames - 1) * hop + block
-    out = torch.nn.functional.fold((fit * win).transpose(1, 2), (1, total), (1, block), stride=(1, hop))
-    norm = torch.nn.functional.fold(win.expand(b, frames, block).transpose(1, 2), (1, total), (1, block),
-                                    stride=(1, hop))
-    return (out / norm)[:, 0, 0, :n].to(q.dtype)
+    pad = torch.nn.functional.pad
+    sp = pad(sep.double(), (0, total - n)).unfold(-1, block, hop).transpose(1, 2)  # [B, F, K, block]
+    qp = pad(q.double(), (0, total - n)).unfold(-1, block, hop)  # [B, F, block]
+    fit = (_fit(sp, qp, ridge)[:, :, None, :] @ sp)[:, :, 0]  # [B, F, block]
+    # Hann-weighted overlap-add; the floor keeps the first and last half-blocks (one window each) at level
+    win = torch.hann_window(block, periodic=True, dtype=torch.float64, device=q.device).clamp(min=1e-3)
+    fold = lambda x: torch.nn.functional.fold(x.transpose(1, 2), (1, total), (1, block), stride=(1, hop))  # noqa: E731
+    out = fold(fit * win) / fold(win.expand(b, frames, block))
+    return out[:, 0, 0, :n].to(q.dtype)
