@@ -108,15 +108,13 @@ def test_export_without_settings_names_the_file(tmp_path, capsys):
 
 def test_export_applies_a_setting_and_the_model_extracts_with_it(tmp_path):
     import torch
+    import yaml
 
     from voxa.tse.models import BandSplitConfig, BandSplitModel, StftConfig
+    from voxa.utils.config import to_dict
 
     cfg = BandSplitConfig(dim=8, hidden=8, n_dq=1, n_ts=0, n_bands=6, stft=StftConfig(rate=8000))
     torch.save({"model": BandSplitModel(cfg).state_dict()}, tmp_path / "ck.pt")
-    import yaml
-
-    from voxa.utils.config import to_dict
-
     p = preset("tiny")
     settings = {**to_dict(p), "model": "bandsplit", "model_config": {"dim": 8, "hidden": 8, "n_dq": 1,
                                                                      "n_ts": 0, "n_bands": 6}}
