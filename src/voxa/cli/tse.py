@@ -2,7 +2,8 @@
 
 Verbs: ``simulate`` (the simulated impulse-response banks D1-D3), ``realbank`` (a bank of measured
 responses), ``mixtures`` and ``score`` (fixed sets), ``train``, ``export`` (a model file from a checkpoint,
-or averaged snapshots), ``evaluate``, ``ship`` (install a model as the default), ``extract`` and ``locate``.
+or averaged snapshots), ``evaluate``, ``ship`` (install a model as the default), ``extract``, ``locate``
+and ``curves`` (runs side by side at equal CPU-hours).
 Each verb is one ``cmd_*`` function plus one block in :func:`add_parser`; heavy modules are imported inside
 the functions so that ``voxa --help`` stays fast.
 """
@@ -192,6 +193,22 @@ def cmd_locate(args: argparse.Namespace) -> None:
                       "isdr": [round(v, 2) for v in sweep["isdr"]], "plot": str(png)}))
 
 
+def cmd_curves(args: argparse.Namespace) -> None:
+    """Runs' query use and SI-SDRi at equal CPU-hours: a Markdown table and a PNG."""
+    from pathlib import Path
+
+    from voxa.tse.runs import compare_runs
+
+    labels = args.label or [Path(r).name if Path(r).is_dir() else Path(r).parent.name for r in args.runs]
+    if len(labels) != len(args.runs):
+        raise VoxaError(f"--label was given {len(labels)} times for {len(args.runs)} runs")
+    if len(set(labels)) != len(labels):
+        raise VoxaError(f"the runs need distinct labels (--label), got {', '.join(labels)}")
+    res = compare_runs(dict(zip(labels, args.runs)), args.at, args.window, args.plot)
+    print(res["markdown"])
+    print(f"plot -> {args.plot}")
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register the ``tse`` command group with its verbs on ``subparsers``."""
     p = subparsers.add_parser("tse", help="distance-based target speech extraction",
@@ -315,3 +332,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     v.add_argument("--step", type=float, default=0.5)
     v.add_argument("--plot", default=None, help="PNG path (default: beside the input)")
     v.set_defaults(func=cmd_locate)
+
+    v = verbs.add_parser("curves", help="training runs' query use and SI-SDRi at equal CPU-hours")
+    v.add_argument("runs", nargs="+", help="run folders or their train_log.csv")
+    v.add_argument("--label", action="append", default=None, help="a name per run, in order")
+    v.add_argument("--at", type=float, nargs="+", default=None, metavar="HOURS",
+                   help="CPU-hour budgets (default: 0.5, 1, 2, 4, ... and the shortest run's end)")
+    v.add_argument("--window", type=_positive, default=20, help="validation points averaged per budget")
+    v.add_argument("--plot", required=True, help="PNG to write")
+    v.set_defaults(func=cmd_curves)
