@@ -3,7 +3,9 @@
 import pytest
 import torch
 
+import voxa.tse.models as models
 from voxa.errors import ConfigError
+from voxa.tasks.tse import locate
 from voxa.tse.models import BandSplitConfig, BandSplitModel, StftConfig
 from voxa.tse.refine import project
 from voxa.tse.schedule import two_outputs
@@ -66,3 +68,18 @@ def test_a_model_extracts_with_its_refinement_and_only_then():
 def test_an_unknown_refinement_is_refused():
     with pytest.raises(ConfigError, match="refine"):
         _model("smooth")
+
+
+def test_queries_in_batches_give_what_one_pass_gives():
+    mix = torch.randn(8000, generator=torch.Generator().manual_seed(3))
+    d = torch.tensor([0.5, 1.0, 1.5, 2.0, 2.5])
+    m = _model("project")
+    assert torch.allclose(m.extract(mix, d, batch=2), m.extract(mix, d), atol=1e-5)
+
+
+def test_a_sweep_separates_the_mixture_once(monkeypatch):
+    calls = []
+    monkeypatch.setattr(models, "two_outputs", lambda m, x: calls.append(x.shape) or two_outputs(m, x))
+    sweep = locate(_model("project"), torch.randn(8000, generator=torch.Generator().manual_seed(4)), 8000,
+                   batch=3)
+    assert len(sweep["queries"]) == 10 and len(calls) == 1

@@ -135,10 +135,11 @@ def load_tse_model(path: str | os.PathLike | None = None) -> tuple[torch.nn.Modu
 
 
 @torch.no_grad()
-def extract(model: torch.nn.Module, mix: torch.Tensor, rate: int, distance: float | list[float]
-            ) -> torch.Tensor:
+def extract(model: torch.nn.Module, mix: torch.Tensor, rate: int, distance: float | list[float],
+            batch: int | None = None) -> torch.Tensor:
     """Speech of the talkers near ``distance`` metres from a mono mixture ``[samples]`` at ``rate``, as
-    the model extracts it (:meth:`voxa.tse.models.TseModel.extract`: its forward pass, or its refinement).
+    the model extracts it (:meth:`voxa.tse.models.TseModel.extract`: its forward pass, or its refinement),
+    at most ``batch`` queries per forward pass (None: all at once).
 
     Returns ``[samples]`` (one distance) or ``[len(distances), samples]``, at the input's rate.
     """
@@ -150,9 +151,9 @@ def extract(model: torch.nn.Module, mix: torch.Tensor, rate: int, distance: floa
         x = resample(x, rate, model_rate)
     ds = torch.tensor([distance] if np.isscalar(distance) else list(distance), dtype=torch.float32)
     if hasattr(model, "extract"):
-        out = model.extract(x, ds)
+        out = model.extract(x, ds, batch)
     else:  # any module mapping (mixtures [B, N], distances [B]) to [B, N]
-        out = model(x.expand(len(ds), -1).contiguous(), ds)
+        out = torch.cat([model(x.expand(len(d), -1).contiguous(), d) for d in ds.split(batch or len(ds))])
     if rate != model_rate:
         out = resample(out, model_rate, rate)[..., : mix.numel()]
     return out[0] if np.isscalar(distance) else out
@@ -171,12 +172,10 @@ def locate(model: torch.nn.Module, mix: torch.Tensor, rate: int, lo: float = 0.5
     queries = np.round(np.arange(lo, hi + step / 2, step), 6)
     from voxa.metrics.separation import energy, inactive_level
 
-    levels = []
     y2 = energy(mix.double().reshape(-1))
-    for i in range(0, len(queries), batch):
-        out = extract(model, mix, rate, queries[i:i + batch].tolist())
-        levels.append(inactive_level(energy(out.double()), y2, tau_inactive).numpy())
-    isdr = np.concatenate(levels)
+    # one call: a refining model separates the mixture once for the whole sweep
+    out = extract(model, mix, rate, queries.tolist(), batch=batch)
+    isdr = inactive_level(energy(out.double()), y2, tau_inactive).numpy()
     excess = isdr - isdr.min()
     near = np.abs(queries[:, None] - queries[None, :]) <= neighbourhood + 1e-9
     indicator = near.astype(float) @ excess

@@ -295,15 +295,17 @@ class TseModel(SavedModule):
         return {**super().header(), "model": name}
 
     @torch.no_grad()
-    def extract(self, mix: torch.Tensor, distance: torch.Tensor) -> torch.Tensor:
+    def extract(self, mix: torch.Tensor, distance: torch.Tensor, batch: int | None = None) -> torch.Tensor:
         """What extraction returns for one mixture ``[N]`` queried at distances ``[Q]``: ``[Q, N]``.
 
         The forward pass, or with ``refine="project"`` in the model's settings (a model trained separation
         first) that output re-synthesised from the model's two separated talkers, separated once for all
-        the queries (:func:`voxa.tse.refine.project`, weights fitted per 4 s block).
+        the queries (:func:`voxa.tse.refine.project`, weights fitted per 4 s block). ``batch`` bounds the
+        queries run through the model at once (memory on long recordings); None runs them all together.
         """
         mix = mix.reshape(1, -1)
-        out = self(mix.expand(len(distance), -1).contiguous(), distance)
+        step = batch or max(len(distance), 1)
+        out = torch.cat([self(mix.expand(len(d), -1).contiguous(), d) for d in distance.split(step)])
         if getattr(self.cfg, "refine", "none") == "project":
             sep = two_outputs(self, mix).expand(len(distance), -1, -1)
             out = project(sep, out, block=4 * self.cfg.stft.rate)
