@@ -3,8 +3,9 @@
 # (recipes/tse/cpu.yaml) in the background on one core. TSE_RUN=lstm-deg runs the article's LSTM+DEG
 # baseline (recipes/tse/lstm-deg-cpu.yaml) instead, into exp/tse/lstm-deg-d1: its resumable state (about
 # 70 MB with Adam's moments) is over the 6 MB that models/tse/ may hold, so it continues only on the
-# machine that holds that folder (its log and learning curve are committed to models/tse/lstm-deg-d1). The bank and speech manifest are rebuilt here if
-# missing (the D1 bank is seeded, so every machine builds the same one). Log: exp/tse/bandsplit-d1.log.
+# machine that holds that folder (its log and learning curve are committed to models/tse/lstm-deg-d1).
+# The bank and speech manifest are rebuilt here if missing (the D1 bank is seeded, so every machine builds
+# the same one). Log: exp/tse/bandsplit-d1.log (exp/tse/lstm-deg-d1.log).
 #   bash scripts/tse_train_cpu.sh [extra voxa tse train arguments, e.g. --set trainer.max_seconds=3600]
 # TSE_PROCS=2 runs it as 2 DDP ranks under torchrun (gloo), one per core, each with half the batch, so the
 # global batch stays the recipe's: for when nothing else needs the machine.
