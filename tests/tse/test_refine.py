@@ -4,8 +4,8 @@ import pytest
 import torch
 
 import voxa.tse.models as models
-from voxa.errors import ConfigError
-from voxa.tasks.tse import locate
+from voxa.errors import ConfigError, VoxaError
+from voxa.tasks.tse import extract, locate
 from voxa.tse.models import BandSplitConfig, BandSplitModel, StftConfig
 from voxa.tse.refine import project
 from voxa.tse.schedule import two_outputs
@@ -83,3 +83,15 @@ def test_a_sweep_separates_the_mixture_once(monkeypatch):
     sweep = locate(_model("project"), torch.randn(8000, generator=torch.Generator().manual_seed(4)), 8000,
                    batch=3)
     assert len(sweep["queries"]) == 10 and len(calls) == 1
+
+
+@pytest.mark.parametrize("distances, batch, match", [([], None, "no query distance"), ([1.0], 0, "batch")])
+def test_extract_refuses_no_queries_and_a_batch_below_one(distances, batch, match):
+    with pytest.raises(VoxaError, match=match):
+        extract(_model("none"), torch.randn(800), 8000, distances, batch=batch)
+
+
+def test_a_zero_dimensional_distance_is_one_query():
+    m, mix = _model("none"), torch.randn(8000, generator=torch.Generator().manual_seed(5))
+    out = extract(m, mix, 8000, torch.tensor(1.5))
+    assert out.shape == (8000,) and torch.allclose(out, extract(m, mix, 8000, 1.5))

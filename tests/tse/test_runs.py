@@ -4,15 +4,17 @@ import pytest
 
 from voxa.cli.main import main
 from voxa.errors import VoxaError
-from voxa.tse.runs import at_budget, compare_runs, default_marks, read_log
+from voxa.tse.runs import _running_mean, at_budget, compare_runs, default_marks, read_log
 
 HEADER = "epoch,step,train_loss,valid_loss,lr,seconds,cpu_hours,si_sdri,stage,query_use\n"
 
 
-def _log(path, rows):
-    """rows: (step, cpu_hours, si_sdri, query_use or None)."""
+def _log(path, rows, stages=None):
+    """rows: (step, cpu_hours, si_sdri, query_use or None); stages: each row's stage (default 0)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    lines = [f"0,{s},0,0,0.001,0,{h},{si},0,{'' if q is None else q}\n" for s, h, si, q in rows]
+    stages = stages or [0] * len(rows)
+    lines = [f"0,{s},0,0,0.001,0,{h},{si},{st},{'' if q is None else q}\n"
+             for (s, h, si, q), st in zip(rows, stages)]
     path.write_text(HEADER + "".join(lines))
     return path
 
@@ -32,11 +34,44 @@ def test_read_log_keeps_only_query_task_points(tmp_path):
     assert [r["step"] for r in rows] == [300, 400] and rows[0]["si_sdri"] == pytest.approx(0.1)
 
 
-def test_read_log_without_query_use_column_names_the_file(tmp_path):
+def test_read_log_without_step_column_names_the_file(tmp_path):
     p = tmp_path / "train_log.csv"
-    p.write_text("step,cpu_hours\n1,0.1\n")
-    with pytest.raises(VoxaError, match="train_log.csv.*query_use"):
+    p.write_text("cpu_hours,query_use\n0.1,1.0\n")
+    with pytest.raises(VoxaError, match="train_log.csv.*step"):
         read_log(p)
+
+
+def test_a_run_still_in_its_early_stages_has_no_query_points_yet(tmp_path):
+    p = tmp_path / "train_log.csv"
+    p.write_text("step,cpu_hours,si_sdri\n1,0.1,2.0\n")
+    assert read_log(p) == []
+    with pytest.raises(VoxaError, match="no query-task validation points"):
+        compare_runs({"a": p})
+
+
+def _two_lengths(tmp_path):
+    # stage 0 validates on 1 s mixtures, stage 1 on 2 s ones (the config beside the log says so)
+    log = _log(tmp_path / "len" / "train_log.csv",
+               [(100, 1.0, 0.0, 4.0), (200, 2.0, 0.0, 6.0), (300, 3.0, 0.0, 1.0), (400, 4.0, 0.0, 3.0)],
+               stages=[0, 0, 1, 1])
+    config = "mixing: {seconds: 1.0}\nstages:\n  - {task: query}\n  - {task: query, seconds: 2.0}\n"
+    (log.parent / "config.yaml").write_text(config)
+    return log
+
+
+def test_read_log_takes_each_stages_validation_length_from_the_config(tmp_path):
+    assert [r["seconds"] for r in read_log(_two_lengths(tmp_path))] == [1.0, 1.0, 2.0, 2.0]
+
+
+def test_at_budget_does_not_average_across_a_change_of_validation_length(tmp_path):
+    rows = read_log(_two_lengths(tmp_path))
+    v = at_budget(rows, 3.5, window=10)
+    assert v["query_use"] == pytest.approx(1.0) and v["n"] == 1 and v["seconds"] == 2.0
+    assert at_budget(rows, 2.0, window=10)["query_use"] == pytest.approx(5.0)
+
+
+def test_running_mean_restarts_where_the_length_changes():
+    assert _running_mean([4.0, 6.0, 1.0, 3.0], 10, [1.0, 1.0, 2.0, 2.0]) == [4.0, 5.0, 1.0, 2.0]
 
 
 def test_at_budget_averages_the_last_points_before_the_budget(tmp_path):

@@ -199,7 +199,9 @@ def cmd_curves(args: argparse.Namespace) -> None:
 
     from voxa.tse.runs import compare_runs
 
-    labels = args.label or [Path(r).name if Path(r).is_dir() else Path(r).parent.name for r in args.runs]
+    # a run folder's name, else the log's folder's; the path itself where that is empty (".")
+    labels = args.label or [(Path(r).resolve() if Path(r).is_dir() else Path(r).resolve().parent).name or r
+                            for r in args.runs]
     if len(labels) != len(args.runs):
         raise VoxaError(f"--label was given {len(labels)} times for {len(args.runs)} runs")
     if len(set(labels)) != len(labels):

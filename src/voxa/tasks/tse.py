@@ -22,7 +22,7 @@ import yaml
 from voxa.errors import ConfigError, VoxaError
 from voxa.nn.trainer import TrainerConfig
 from voxa.tse.data import MixtureConfig
-from voxa.tse.models import MODELS, StftConfig
+from voxa.tse.models import MODELS, StftConfig, query_batches
 from voxa.tse.schedule import StageConfig
 from voxa.utils.atomic import write_text_atomic
 
@@ -149,14 +149,15 @@ def extract(model: torch.nn.Module, mix: torch.Tensor, rate: int, distance: floa
     x = mix.reshape(-1).float()
     if rate != model_rate:
         x = resample(x, rate, model_rate)
-    ds = torch.tensor([distance] if np.isscalar(distance) else list(distance), dtype=torch.float32)
+    one = np.ndim(distance) == 0  # a number, or a 0-d array or tensor
+    ds = torch.as_tensor(np.asarray(distance, dtype=np.float32).reshape(-1))
     if hasattr(model, "extract"):
         out = model.extract(x, ds, batch)
     else:  # any module mapping (mixtures [B, N], distances [B]) to [B, N]
-        out = torch.cat([model(x.expand(len(d), -1).contiguous(), d) for d in ds.split(batch or len(ds))])
+        out = torch.cat([model(x.expand(len(d), -1).contiguous(), d) for d in query_batches(ds, batch)])
     if rate != model_rate:
         out = resample(out, model_rate, rate)[..., : mix.numel()]
-    return out[0] if np.isscalar(distance) else out
+    return out[0] if one else out
 
 
 def locate(model: torch.nn.Module, mix: torch.Tensor, rate: int, lo: float = 0.5, hi: float = 5.0,
@@ -167,7 +168,9 @@ def locate(model: torch.nn.Module, mix: torch.Tensor, rate: int, lo: float = 0.5
     For each query the output level ``iSDR(d) = 10 log10(||x_hat||^2 + tau ||y||^2)`` is computed;
     the indicator sums, over queries within ``neighbourhood`` metres, how far iSDR rises above the
     sweep's minimum; local maxima of iSDR at least ``prominence_db`` above that minimum are candidates,
-    taken strongest indicator first, each suppressing the others within ``neighbourhood``.
+    taken strongest indicator first, each suppressing the others within ``neighbourhood``. The sweep is
+    one :func:`extract` call of at most ``batch`` queries per forward pass (a refining model separates
+    the mixture once for the whole sweep).
     """
     queries = np.round(np.arange(lo, hi + step / 2, step), 6)
     from voxa.metrics.separation import energy, inactive_level

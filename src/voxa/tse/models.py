@@ -281,6 +281,19 @@ class GlobalLayerNorm(nn.GroupNorm):
 
 
 @register("voxa.tse.TseModel", "TseModel")
+def query_batches(distance: torch.Tensor, batch: int | None) -> tuple[torch.Tensor, ...]:
+    """Query distances ``[Q]`` in chunks of at most ``batch`` (None: one chunk).
+
+    Raises:
+        VoxaError: no distance, or ``batch`` below 1.
+    """
+    if not distance.numel():
+        raise VoxaError("extract: no query distance given")
+    if batch is not None and batch < 1:
+        raise VoxaError(f"extract: batch must be at least 1, got {batch}")
+    return distance.reshape(-1).split(batch or distance.numel())
+
+
 class TseModel(SavedModule):
     """Base of the distance-query extraction models: ``(mixture [B, N], query distance [B]) -> [B, N]``.
 
@@ -303,9 +316,9 @@ class TseModel(SavedModule):
         the queries (:func:`voxa.tse.refine.project`, weights fitted per 4 s block). ``batch`` bounds the
         queries run through the model at once (memory on long recordings); None runs them all together.
         """
-        mix = mix.reshape(1, -1)
-        step = batch or max(len(distance), 1)
-        out = torch.cat([self(mix.expand(len(d), -1).contiguous(), d) for d in distance.split(step)])
+        mix, distance = mix.reshape(1, -1), distance.reshape(-1)
+        chunks = query_batches(distance, batch)
+        out = torch.cat([self(mix.expand(len(d), -1).contiguous(), d) for d in chunks])
         if getattr(self.cfg, "refine", "none") == "project":
             sep = two_outputs(self, mix).expand(len(distance), -1, -1)
             out = project(sep, out, block=4 * self.cfg.stft.rate)

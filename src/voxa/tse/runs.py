@@ -2,7 +2,10 @@
 band-split `cpu` model and the LSTM+DEG baseline), their validation figures at common budgets, and a plot.
 
 Only the query task's validation points are compared (rows with a ``query_use``): a staged run's earlier
-stages log the SI-SDR improvement of other tasks (separation, distance order) in the same column.
+stages log the SI-SDR improvement of other tasks (separation, distance order) in the same column. A stage
+may also change the validation mixtures' length (the run's ``config.yaml`` says so), and figures on 1 s
+and 2 s mixtures differ by more than their noise, so a budget's mean and the plotted running mean only
+take points of one length.
 
 Example:
     >>> import tempfile, pathlib
@@ -23,33 +26,54 @@ import os
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from voxa.errors import VoxaError
 
 KEYS = ("query_use", "si_sdri")
 _LABELS = {"query_use": "query use (dB)", "si_sdri": "SI-SDR improvement (dB)"}
 
 
+def _stage_seconds(log: Path) -> list[float] | None:
+    """The validation mixture length of each stage, from the run's ``config.yaml`` beside its log (None
+    when there is none or it names no length: every point then counts as one length)."""
+    cfg = log.parent / "config.yaml"
+    if not cfg.is_file():
+        return None
+    try:
+        conf = yaml.safe_load(cfg.read_text()) or {}
+        base = (conf.get("mixing") or {}).get("seconds")
+        lengths = [st.get("seconds") or base for st in conf.get("stages") or [{}]]
+        return None if None in lengths else [float(x) for x in lengths]
+    except (yaml.YAMLError, AttributeError, TypeError, ValueError) as e:
+        raise VoxaError(f"{cfg}: {e}") from None
+
+
 def read_log(path: str | os.PathLike) -> list[dict[str, float]]:
     """A run's query-task validation points, in step order.
 
     Args:
-        path: a ``train_log.csv`` or the run folder holding one.
+        path: a ``train_log.csv`` or the run folder holding one (a ``config.yaml`` beside it gives each
+            stage's validation length).
 
     Returns:
-        One dict per logged point with ``step``, ``cpu_hours``, ``query_use`` and ``si_sdri`` (floats);
-        points without a query use (other tasks' stages) are left out.
+        One dict per logged point with ``step``, ``cpu_hours``, ``query_use``, ``si_sdri`` and
+        ``seconds`` (the validation mixtures' length, NaN when unknown), all floats; points without a
+        query use (other tasks' stages) are left out, and a log from a run still in those stages (no
+        ``query_use`` column yet) gives an empty list.
 
     Raises:
-        VoxaError: the log is missing, or lacks a ``step``, ``cpu_hours`` or ``query_use`` column.
+        VoxaError: the log is missing or lacks a ``step`` or ``cpu_hours`` column.
     """
     p = Path(path)
     if p.is_dir():
         p = p / "train_log.csv"
     if not p.is_file():
         raise VoxaError(f"{p}: no training log")
+    lengths = _stage_seconds(p)
     with open(p, newline="") as f:
         reader = csv.DictReader(f)
-        missing = {"step", "cpu_hours", "query_use"} - set(reader.fieldnames or ())
+        missing = {"step", "cpu_hours"} - set(reader.fieldnames or ())
         if missing:
             raise VoxaError(f"{p}: the training log has no {', '.join(sorted(missing))} column")
         rows = []
@@ -57,25 +81,35 @@ def read_log(path: str | os.PathLike) -> list[dict[str, float]]:
             if r.get("query_use") in (None, ""):
                 continue
             try:
+                stage = int(float(r["stage"])) if r.get("stage") not in (None, "") else 0
                 row = {"step": float(r["step"]), "cpu_hours": float(r["cpu_hours"]),
                        "query_use": float(r["query_use"]),
-                       "si_sdri": float(r["si_sdri"]) if r.get("si_sdri") not in (None, "") else math.nan}
+                       "si_sdri": float(r["si_sdri"]) if r.get("si_sdri") not in (None, "") else math.nan,
+                       "seconds": lengths[min(stage, len(lengths) - 1)] if lengths else math.nan}
             except ValueError as e:
                 raise VoxaError(f"{p}: line {reader.line_num}: {e}") from None
             rows.append(row)
     return sorted(rows, key=lambda r: r["step"])
 
 
+def _same_length(a: float, b: float) -> bool:
+    return (math.isnan(a) and math.isnan(b)) or a == b
+
+
 def at_budget(rows: list[dict[str, float]], hours: float, window: int = 20) -> dict[str, float] | None:
     """The mean of the last ``window`` points logged at or before ``hours`` CPU-hours, or None when the
-    run has not reached that budget (its last point is earlier). A run that had reached it but was
-    still in an earlier stage then (no query-task point yet) gets NaN figures and step."""
+    run has not reached that budget (its last point is earlier). Only points validated on the same
+    mixture length as the last one count (``n`` says how many did). A run that had reached the budget
+    but was still in an earlier stage then (no query-task point yet) gets NaN figures and step."""
     if not rows or rows[-1]["cpu_hours"] < hours:
         return None
-    upto = [r for r in rows if r["cpu_hours"] <= hours][-window:]
+    upto = [r for r in rows if r["cpu_hours"] <= hours]
     if not upto:
-        return {"cpu_hours": hours, "step": math.nan, **{k: math.nan for k in KEYS}}
-    out = {"cpu_hours": upto[-1]["cpu_hours"], "step": upto[-1]["step"]}
+        return {"cpu_hours": hours, "step": math.nan, "seconds": math.nan, "n": 0,
+                **{k: math.nan for k in KEYS}}
+    length = upto[-1].get("seconds", math.nan)
+    upto = [r for r in upto if _same_length(r.get("seconds", math.nan), length)][-window:]
+    out = {"cpu_hours": upto[-1]["cpu_hours"], "step": upto[-1]["step"], "seconds": length, "n": len(upto)}
     for k in KEYS:
         vals = [r[k] for r in upto if not math.isnan(r[k])]
         out[k] = sum(vals) / len(vals) if vals else math.nan
@@ -98,7 +132,7 @@ def default_marks(runs: dict[str, list[dict[str, float]]]) -> list[float]:
 
 def compare_runs(logs: dict[str, str | os.PathLike], marks: list[float] | None = None, window: int = 20,
                  plot: str | os.PathLike | None = None) -> dict[str, Any]:
-    """Two or more runs' query use and SI-SDRi at equal CPU-hours.
+    """One or more runs' query use and SI-SDRi at equal CPU-hours.
 
     Args:
         logs: label -> ``train_log.csv`` (or run folder).
@@ -131,20 +165,27 @@ def _markdown(table: list[dict[str, Any]], labels: list[str], window: int) -> st
             return "not reached"
         if math.isnan(v["step"]):
             return "earlier stages"
-        return f"{v['query_use']:.2f} / {v['si_sdri']:.2f} (step {int(v['step']):,})"
+        length = "" if math.isnan(v["seconds"]) else f", {v['seconds']:g} s"
+        return f"{v['query_use']:.2f} / {v['si_sdri']:.2f} (step {int(v['step']):,}{length})"
 
     head = ("| CPU-hours | " + " | ".join(f"{lb}: query use / SI-SDRi (dB)" for lb in labels) + " |\n"
             + "|---" * (len(labels) + 1) + "|\n")
     body = "".join(f"| {row['cpu_hours']:.2f} | " + " | ".join(cell(row[lb]) for lb in labels) + " |\n"
                    for row in table)
-    return head + body + f"\nEach cell: the mean of the last {window} validation points at that budget.\n"
+    return head + body + (f"\nEach cell: the mean of the last {window} validation points at that budget, "
+                          "of the validation mixture length it then had.\n")
 
 
-def _running_mean(values: list[float], window: int) -> list[float]:
+def _running_mean(values: list[float], window: int, segments: list[float] | None = None) -> list[float]:
+    """The mean of the last ``window`` non-NaN values at each point, restarted wherever ``segments``
+    (one length per value) changes."""
+    segs = segments if segments is not None else [math.nan] * len(values)
     out, acc, n, q = [], 0.0, 0, []
-    for v in values:
+    for i, v in enumerate(values):
+        if i and not _same_length(segs[i], segs[i - 1]):
+            acc, n, q = 0.0, 0, []
         if math.isnan(v):
-            out.append(out[-1] if out else math.nan)
+            out.append(out[-1] if out and n else math.nan)
             continue
         q.append(v)
         acc, n = acc + v, n + 1
@@ -155,7 +196,8 @@ def _running_mean(values: list[float], window: int) -> list[float]:
 
 
 def plot_runs(runs: dict[str, list[dict[str, float]]], path: str | os.PathLike, window: int = 20) -> Path:
-    """Query use and SI-SDRi of each run against CPU-hours, one panel each, as a PNG."""
+    """Query use and SI-SDRi of each run against CPU-hours, one panel each, as a PNG; a dotted line
+    marks where a run's validation length changes (its running mean restarts there)."""
     from voxa.plots import plt, save_figure
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharex=True)
@@ -163,8 +205,13 @@ def plot_runs(runs: dict[str, list[dict[str, float]]], path: str | os.PathLike, 
         for i, (label, rows) in enumerate(runs.items()):
             x = [r["cpu_hours"] for r in rows]
             y = [r[key] for r in rows]
+            seg = [r.get("seconds", math.nan) for r in rows]
             ax.plot(x, y, ".", ms=2, alpha=0.25, color=f"C{i}")
-            ax.plot(x, _running_mean(y, window), "-", color=f"C{i}", label=label)
+            ax.plot(x, _running_mean(y, window, seg), "-", color=f"C{i}", label=label)
+            for j in range(1, len(rows)):
+                if not _same_length(seg[j], seg[j - 1]):
+                    ax.axvline(x[j], color=f"C{i}", ls=":", lw=1)
+                    ax.text(x[j], ax.get_ylim()[1], f" {seg[j]:g} s", color=f"C{i}", va="top", fontsize=8)
         ax.axhline(0.0, color="k", lw=0.8)
         ax.set_xlabel("CPU-hours")
         ax.set_ylabel(_LABELS[key] + ", validation")

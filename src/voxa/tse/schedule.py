@@ -59,8 +59,8 @@ class StageConfig:
         name: a label for logs and the card (default: the task).
         aux_pit: weight of an added ``pit`` loss on the batch's distinct mixtures (``query``; 0: none).
         lr: the learning rate at the start of the stage (``None``: the rate the last stage ended with).
-        lr_patience: epochs without a better validation loss before the rate is cut, from this stage
-            on (``None``: the trainer's ``lr_patience``).
+        lr_patience: epochs without a better validation loss before the rate is cut, in this stage
+            (``None``: the trainer's ``lr_patience``, not an earlier stage's).
         seconds: the mixture length of this stage's training and validation items (``None``: the
             mixing settings'); e.g. a last stage on the test length after cheaper short mixtures.
     """
@@ -210,7 +210,9 @@ def handover(stages: list[StageConfig], extra: dict[str, Any], history: list[dic
     """Decide, at the start of ``epoch``, whether the current stage hands over; updates ``extra``
     (``stage``, ``stage_start``, ``handovers``) in place and returns whether the schedule is finished.
 
-    Deterministic in the checkpointed state, so a resumed run makes the same decisions."""
+    Deterministic in the checkpointed state, so a resumed run makes the same decisions. A recipe edited
+    between runs (a stage's ``max_steps`` cut, stages appended) takes effect at the next epoch's check:
+    a run resumed from a mid-epoch checkpoint finishes that epoch in the stage it was in."""
     extra.setdefault("stage", 0)
     extra.setdefault("stage_start", 0)
     extra.setdefault("handovers", [])
