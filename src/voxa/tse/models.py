@@ -280,7 +280,6 @@ class GlobalLayerNorm(nn.GroupNorm):
         super().__init__(1, dim)
 
 
-@register("voxa.tse.TseModel", "TseModel")
 def query_batches(distance: torch.Tensor, batch: int | None) -> tuple[torch.Tensor, ...]:
     """Query distances ``[Q]`` in chunks of at most ``batch`` (None: one chunk).
 
@@ -294,6 +293,7 @@ def query_batches(distance: torch.Tensor, batch: int | None) -> tuple[torch.Tens
     return distance.reshape(-1).split(batch or distance.numel())
 
 
+@register("voxa.tse.TseModel", "TseModel")
 class TseModel(SavedModule):
     """Base of the distance-query extraction models: ``(mixture [B, N], query distance [B]) -> [B, N]``.
 
