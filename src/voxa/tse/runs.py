@@ -26,8 +26,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from voxa.errors import VoxaError
 
 KEYS = ("query_use", "si_sdri")
@@ -35,18 +33,16 @@ _LABELS = {"query_use": "query use (dB)", "si_sdri": "SI-SDR improvement (dB)"}
 
 
 def _stage_seconds(log: Path) -> list[float] | None:
-    """The validation mixture length of each stage, from the run's ``config.yaml`` beside its log (None
-    when there is none or it names no length: every point then counts as one length)."""
+    """The validation mixture length of each stage, read through the run's ``config.yaml`` beside its log
+    (the preset loader, so a malformed file is refused as any preset is); None without a config or
+    stages: every point then counts as one length."""
     cfg = log.parent / "config.yaml"
     if not cfg.is_file():
         return None
-    try:
-        conf = yaml.safe_load(cfg.read_text()) or {}
-        base = (conf.get("mixing") or {}).get("seconds")
-        lengths = [st.get("seconds") or base for st in conf.get("stages") or [{}]]
-        return None if None in lengths else [float(x) for x in lengths]
-    except (yaml.YAMLError, AttributeError, TypeError, ValueError) as e:
-        raise VoxaError(f"{cfg}: {e}") from None
+    from voxa.tasks.tse import preset
+
+    p = preset(cfg)
+    return [float(st.seconds or p.mixing.seconds) for st in p.stages] or None
 
 
 def read_log(path: str | os.PathLike) -> list[dict[str, float]]:
