@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from voxa.errors import ConfigError, VoxaError
+from voxa.tse.bank import RirBank, write_bank
 from voxa.tse.data import (
     MixtureConfig,
     MixtureDataset,
@@ -17,6 +18,12 @@ from voxa.tse.data import (
 )
 
 RATE = 8000
+
+
+def _rir(distance):
+    h = np.zeros(400, dtype=np.float32)
+    h[int(distance / 343 * RATE)] = 1.0
+    return h
 
 
 def _cfg(**kw):
@@ -172,3 +179,27 @@ def test_nearest_rule_aims_every_query_at_the_nearest_talker(bank, speech):
         assert int(torch.argmin((it["distances"] - it["query"]).abs())) == int(torch.argmin(it["distances"]))
     with pytest.raises(ConfigError):
         ds.set_query_rule("farthest")
+
+
+def _two_room_bank(root):
+    """Room "wide" has responses 0.5-3.5 m; room "close" only 1.0-1.4 m."""
+    rows = []
+    for group, dists in (("wide", [0.5, 1.5, 2.5, 3.5]), ("close", [1.0, 1.2, 1.4])):
+        for i, d in enumerate(dists):
+            rows.append(({"id": f"{group}{i}", "group": group, "room_id": 0, "mic_id": 0, "split": "train",
+                          "room_dim": [7, 8, 3], "rt60": 0.2, "mic": [3.5, 4, 1.1], "src": [0, 0, 0],
+                          "distance": d}, _rir(d)))
+    return RirBank(write_bank(root, {"preset": "test", "rate": RATE}, rows, shard_size=16))
+
+
+def test_min_talker_gap_leaves_out_rooms_that_cannot_hold_it(speech, tmp_path):
+    ds = MixtureDataset(_two_room_bank(tmp_path), "train", speech, _cfg(min_talker_gap=1.0), length=40)
+    assert ds.skipped_groups == ["close"] and ds.group_names == ["wide"]
+    for i in range(40):
+        d = ds[i]["distances"]
+        assert abs(float(d[0] - d[1])) >= 1.0
+
+
+def test_min_talker_gap_no_room_can_hold_is_an_error(speech, tmp_path):
+    with pytest.raises(VoxaError, match="min_talker_gap=5.0"):
+        MixtureDataset(_two_room_bank(tmp_path), "train", speech, _cfg(min_talker_gap=5.0))

@@ -100,6 +100,10 @@ def cmd_mixtures(args: argparse.Namespace) -> None:
     n_present = sum(r["present"] for r in rows)
     print(f"{args.count} mixtures ({n_present} with a target) from {args.split} responses and "
           f"{len(pools[args.pool])} {args.pool} utterances -> {out} (geometry: {png})")
+    if ds.skipped_groups:
+        rooms = len(ds.skipped_groups) + len(ds.group_names)
+        print(f"left out {len(ds.skipped_groups)} of {rooms} rooms with no {args.talkers} responses "
+              f"{args.min_gap} m apart: {', '.join(ds.skipped_groups)}")
 
 
 def cmd_score(args: argparse.Namespace) -> None:

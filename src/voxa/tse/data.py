@@ -174,6 +174,20 @@ def draw_query(rng: np.random.Generator, distances: np.ndarray, present: bool, r
     return max(q, 0.0), True
 
 
+def _spread_pick(rows: Sequence[dict[str, Any]], k: int, gap: float) -> list[dict[str, Any]] | None:
+    """``k`` responses whose distances are pairwise at least ``gap`` apart, or None if the room has none.
+
+    Taking the nearest response and then each next one at least ``gap`` further on finds the most
+    responses any choice can hold, so None means no choice exists.
+    """
+    order = sorted(rows, key=lambda r: r["distance"])
+    pick = [order[0]]
+    for r in order[1:]:
+        if r["distance"] - pick[-1]["distance"] >= gap:
+            pick.append(r)
+    return pick[:k] if len(pick) >= k else None
+
+
 class MixtureDataset(Dataset):
     """Mixtures drawn on the fly from a bank split and a speech pool.
 
@@ -188,6 +202,11 @@ class MixtureDataset(Dataset):
         length: items per epoch.
         seed: base seed; item ``i`` of epoch ``e`` depends only on ``(seed, e, i)``.
         preload: hold the speech pool in memory.
+
+    Attributes:
+        group_names: the rooms (response groups) items are drawn from.
+        skipped_groups: rooms of the split left out because no ``num_talkers`` of their responses are
+            ``min_talker_gap`` apart.
 
     Example:
         >>> ds = MixtureDataset("exp/banks/D1", "train", records, MixtureConfig(rate=8000))  # doctest: +SKIP
@@ -205,6 +224,15 @@ class MixtureDataset(Dataset):
         self.group_names = [g for g, rows in self.groups.items() if len(rows) >= cfg.num_talkers]
         if not self.group_names:
             raise VoxaError(f"{self.bank.root}: split {split!r} has no room with {cfg.num_talkers} responses")
+        # a room whose responses cannot place the talkers min_talker_gap apart is left out, not drawn from
+        # with the gap broken: a real bank (AIR) has rooms with only a few close distances
+        wide = [g for g in self.group_names
+                if _spread_pick(self.groups[g], cfg.num_talkers, cfg.min_talker_gap) is not None]
+        self.skipped_groups = sorted(set(self.group_names) - set(wide))
+        if not wide:
+            raise VoxaError(f"{self.bank.root}: split {split!r} has no room with {cfg.num_talkers} responses "
+                            f"at least min_talker_gap={cfg.min_talker_gap} m apart")
+        self.group_names = wide
         self.speech = speech if isinstance(speech, SpeechSource) else SpeechSource(speech, cfg.rate, preload)
         self.length = length
         self.seed = seed
@@ -242,7 +270,8 @@ class MixtureDataset(Dataset):
             if k == 1 or self.cfg.min_talker_gap <= 0 or \
                     np.min(np.abs(d[:, None] - d[None, :]) + np.eye(k) * 1e9) >= self.cfg.min_talker_gap:
                 return pick
-        return pick  # no pair that far apart in this room: take the last draw
+        # rare in a room that admits the gap at all: take the widest-spread responses instead
+        return _spread_pick(rows, k, self.cfg.min_talker_gap)
 
     @property
     def group_size(self) -> int:
