@@ -270,7 +270,8 @@ class MixtureDataset(Dataset):
             if k == 1 or self.cfg.min_talker_gap <= 0 or \
                     np.min(np.abs(d[:, None] - d[None, :]) + np.eye(k) * 1e9) >= self.cfg.min_talker_gap:
                 return pick
-        # rare in a room that admits the gap at all: take the widest-spread responses instead
+        # rare in a room that admits the gap at all: the nearest-first pick, which keeps the gap (the same
+        # responses every time, but a broken gap would be worse)
         return _spread_pick(rows, k, self.cfg.min_talker_gap)
 
     @property
